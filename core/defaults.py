@@ -1,0 +1,37 @@
+"""Every tunable default in one place; units are in the names."""
+
+# Job types
+DEFAULT_QUEUE = "default"
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_TIMEOUT_S = 120
+# First retry waits this long, then it doubles (seed 003: "wait time doubles after each attempt").
+DEFAULT_BACKOFF_BASE_S = 15.0
+DEFAULT_BACKOFF_MAX_S = 3600.0
+
+# RQ bookkeeping kept in Redis; SQL keeps the history for good.
+RQ_RESULT_TTL_S = 500
+RQ_FAILURE_TTL_S = 7 * 24 * 3600
+
+# Workers
+WORKER_HEARTBEAT_INTERVAL_S = 5.0
+# A worker silent for this long is dead; its running attempt counts as failed ("worker died").
+WORKER_DEAD_AFTER_S = 30.0
+WORKER_SHUTDOWN_GRACE_S = 30.0
+WORKER_RESTART_BACKOFF_MAX_S = 30.0
+DEFAULT_WORKER_PROCESSES = 2
+
+# Reconciler
+RECONCILE_INTERVAL_S = 10.0
+# A run younger than this may sit between its SQL commit and its Redis push; leave it alone.
+RECONCILE_GRACE_S = 5.0
+RECONCILE_LOCK_TTL_S = 60
+
+# Storage
+DATA_DIR = "var"
+SQLITE_FILENAME = "jobyard.sqlite3"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+EMBEDDED_REDIS_SOCKET = "redis.sock"
+EMBEDDED_REDIS_START_TIMEOUT_S = 10.0
+
+# Bulk enqueue writes rows in batches of this many.
+ENQUEUE_BATCH_SIZE = 1000

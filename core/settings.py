@@ -1,0 +1,92 @@
+"""Settings read from JOBYARD_* environment variables, in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import defaults
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value Jobyard cannot use."""
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(defaults.DATA_DIR)
+    # None means: the embedded SQLite file under data_dir.
+    database_url: str | None = None
+    # None means: the embedded Redis server Jobyard starts under data_dir.
+    redis_url: str | None = None
+    secret_key: str = ""
+    job_modules: tuple[str, ...] = ()
+    worker_heartbeat_interval_s: float = defaults.WORKER_HEARTBEAT_INTERVAL_S
+    worker_dead_after_s: float = defaults.WORKER_DEAD_AFTER_S
+    reconcile_interval_s: float = defaults.RECONCILE_INTERVAL_S
+    reconcile_grace_s: float = defaults.RECONCILE_GRACE_S
+    sqlite_synchronous: str = "NORMAL"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        modules = tuple(m.strip() for m in env.get("JOBYARD_JOB_MODULES", "").split(",") if m.strip())
+        synchronous = env.get("JOBYARD_SQLITE_SYNCHRONOUS", "NORMAL").upper()
+        if synchronous not in {"NORMAL", "FULL", "EXTRA"}:
+            raise SettingsError(f"JOBYARD_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, got {synchronous!r}")
+        return cls(
+            data_dir=Path(env.get("JOBYARD_DATA_DIR") or defaults.DATA_DIR),
+            database_url=env.get("JOBYARD_DATABASE_URL") or None,
+            redis_url=env.get("JOBYARD_REDIS_URL") or None,
+            secret_key=env.get("JOBYARD_SECRET_KEY", ""),
+            job_modules=modules,
+            worker_heartbeat_interval_s=_float(
+                env, "JOBYARD_WORKER_HEARTBEAT_INTERVAL_S", defaults.WORKER_HEARTBEAT_INTERVAL_S
+            ),
+            worker_dead_after_s=_float(env, "JOBYARD_WORKER_DEAD_AFTER_S", defaults.WORKER_DEAD_AFTER_S),
+            reconcile_interval_s=_float(env, "JOBYARD_RECONCILE_INTERVAL_S", defaults.RECONCILE_INTERVAL_S),
+            reconcile_grace_s=_float(env, "JOBYARD_RECONCILE_GRACE_S", defaults.RECONCILE_GRACE_S),
+            sqlite_synchronous=synchronous,
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / defaults.SQLITE_FILENAME).resolve()}"
+
+    @property
+    def embedded_redis_socket(self) -> Path:
+        return (self.data_dir / defaults.EMBEDDED_REDIS_SOCKET).resolve()
+
+    def as_env(self) -> dict[str, str]:
+        """The environment a child process needs to rebuild these exact settings."""
+        env = {
+            "JOBYARD_DATA_DIR": str(self.data_dir),
+            "JOBYARD_DATABASE_URL": self.resolved_database_url,
+            "JOBYARD_SECRET_KEY": self.secret_key,
+            "JOBYARD_JOB_MODULES": ",".join(self.job_modules),
+            "JOBYARD_WORKER_HEARTBEAT_INTERVAL_S": str(self.worker_heartbeat_interval_s),
+            "JOBYARD_WORKER_DEAD_AFTER_S": str(self.worker_dead_after_s),
+            "JOBYARD_RECONCILE_INTERVAL_S": str(self.reconcile_interval_s),
+            "JOBYARD_RECONCILE_GRACE_S": str(self.reconcile_grace_s),
+            "JOBYARD_SQLITE_SYNCHRONOUS": self.sqlite_synchronous,
+        }
+        if self.redis_url:
+            env["JOBYARD_REDIS_URL"] = self.redis_url
+        return env

@@ -1,0 +1,110 @@
+"""The Redis side of a run: how a run becomes an RQ job and back.
+
+Redis keys used (all RQ's own, under its ``rq:`` prefix): ``rq:queue:<queue>``, ``rq:job:<run id>``,
+and the queue registries (``rq:wip:<queue>``, ``rq:scheduled:<queue>``, ``rq:failed:<queue>``, …).
+The RQ job id is the run id, and the payload is JSON naming one fixed entrypoint with the run id as its
+only argument: the type and parameters are read from SQL by the worker, never trusted from Redis.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from redis import Redis
+from rq import Queue
+from rq.queue import EnqueueData
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from core import defaults
+
+ENTRYPOINT = "workers.entrypoint.execute_run"
+# Statuses in which RQ is still going to deliver (or is delivering) the job.
+HELD_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    run_id: str
+    type: str
+    queue: str
+    timeout_s: int
+    at: datetime | None = None  # None: now
+
+
+class Dispatcher:
+    def __init__(self, connection: Redis) -> None:
+        self.connection = connection
+        self._queues: dict[str, Queue] = {}
+
+    def queue(self, name: str) -> Queue:
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = Queue(name, connection=self.connection, serializer=JSONSerializer)
+            self._queues[name] = queue
+        return queue
+
+    def _job_options(self, delivery: Delivery) -> dict[str, object]:
+        return {
+            # RQ's death penalty is what enforces the per-attempt limit.
+            "timeout": delivery.timeout_s,
+            "result_ttl": defaults.RQ_RESULT_TTL_S,
+            "failure_ttl": defaults.RQ_FAILURE_TTL_S,
+            "description": f"{delivery.type} run {delivery.run_id}",
+        }
+
+    def push(self, deliveries: Sequence[Delivery]) -> None:
+        """Puts runs on their queues (or RQ's scheduled registry) in one round trip."""
+        if not deliveries:
+            return
+        now_by_queue: dict[str, list[EnqueueData]] = defaultdict(list)
+        with self.connection.pipeline() as pipe:
+            for delivery in deliveries:
+                queue = self.queue(delivery.queue)
+                # A run pushed again (reconciler, manual retry) may still sit in an old registry.
+                self._forget_registries(queue, delivery.run_id, pipe)
+                if delivery.at is None:
+                    now_by_queue[delivery.queue].append(
+                        Queue.prepare_data(ENTRYPOINT, args=[delivery.run_id], job_id=delivery.run_id,
+                                           **self._job_options(delivery))  # type: ignore[arg-type]
+                    )
+                    continue
+                job = Job.create(ENTRYPOINT, args=[delivery.run_id], id=delivery.run_id,
+                                 connection=self.connection, serializer=JSONSerializer,
+                                 **self._job_options(delivery))  # type: ignore[arg-type]
+                queue.schedule_job(job, delivery.at, pipeline=pipe)
+            for name, datas in now_by_queue.items():
+                self.queue(name).enqueue_many(datas, pipeline=pipe)
+            pipe.execute()
+
+    def _forget_registries(self, queue: Queue, run_id: str, pipe: object) -> None:
+        for registry in (queue.failed_job_registry, queue.finished_job_registry, queue.scheduled_job_registry):
+            registry.remove(run_id, pipeline=pipe)  # type: ignore[arg-type]
+
+    def forget_execution(self, queue_name: str, run_id: str) -> None:
+        """Drops a dead worker's claim on a run from RQ's started registry."""
+        registry = self.queue(queue_name).started_job_registry
+        with self.connection.pipeline() as pipe:
+            for entry in self.connection.zrange(registry.key, 0, -1):
+                text = entry.decode() if isinstance(entry, bytes) else str(entry)
+                if text.split(":", 1)[0] == run_id:
+                    pipe.zrem(registry.key, entry)
+            pipe.execute()
+
+    def held(self, run_ids: Iterable[str]) -> set[str]:
+        """The runs that RQ still holds for delivery."""
+        run_ids = list(run_ids)
+        if not run_ids:
+            return set()
+        with self.connection.pipeline(transaction=False) as pipe:
+            for run_id in run_ids:
+                pipe.hget(Job.key_for(run_id), "status")
+            statuses = pipe.execute()
+        return {
+            run_id
+            for run_id, status in zip(run_ids, statuses, strict=True)
+            if status is not None and status.decode() in HELD_STATUSES
+        }

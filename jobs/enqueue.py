@@ -1,0 +1,169 @@
+"""The one way a run comes into being: validate, write the run row, commit, then push to Redis.
+
+If the push fails after the commit the run is still safe: it is `pending` in SQL and the reconciler
+pushes it again. With the caller's session, the push waits for the caller's commit and is dropped on
+rollback, so a job is enqueued atomically with the caller's own changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from redis import RedisError
+from sqlalchemy import event, insert
+from sqlalchemy.orm import Session
+
+from core import defaults
+from core.db import utcnow
+from jobs.dispatch import Delivery, Dispatcher
+from jobs.models import Run
+from jobs.params import FieldError, InvalidJobRequest, resolve_type, seal_secrets, validate_params
+from jobs.status import RunStatus
+
+if TYPE_CHECKING:
+    from core.app import Jobyard
+
+log = logging.getLogger(__name__)
+
+_PENDING_KEY = "jobyard.pending_deliveries"
+
+
+@dataclass(frozen=True)
+class EnqueueRequest:
+    type: str
+    params: Mapping[str, Any] | None = None
+    queue: str | None = None
+    at: datetime | None = None
+    triggered_by: str | None = None
+    domain: str | None = None
+
+
+def _prepare(
+    app: Jobyard, request: EnqueueRequest, now: datetime, *, from_text: bool, prefix: str = ""
+) -> tuple[dict[str, Any], Delivery]:
+    errors: list[FieldError] = []
+    try:
+        declared = resolve_type(app.registry, request.type)
+        params = validate_params(declared, request.params, from_text=from_text)
+    except InvalidJobRequest as exc:
+        raise InvalidJobRequest([FieldError(prefix + e.field, e.problem) for e in exc.errors]) from None
+    if request.at is not None and request.at.tzinfo is None:
+        errors.append(FieldError(prefix + "at", "must carry a timezone"))
+    if request.queue is not None and not request.queue.strip():
+        errors.append(FieldError(prefix + "queue", "cannot be empty"))
+    if errors:
+        raise InvalidJobRequest(errors)
+    run_id = uuid.uuid4().hex
+    later = request.at is not None and request.at > now
+    row = {
+        "id": run_id,
+        "type": declared.name,
+        "queue": request.queue or declared.queue,
+        "status": RunStatus.SCHEDULED if later else RunStatus.PENDING,
+        "params": seal_secrets(declared, params, app.settings.secret_key),
+        "domain": request.domain,
+        "triggered_by": request.triggered_by,
+        "created_at": now,
+        "dispatched_at": now,
+        "scheduled_for": request.at,
+        "attempt_count": 0,
+        "series": 1,
+        "max_attempts": declared.retry.max_attempts,
+        "timeout_s": declared.timeout_s,
+    }
+    delivery = Delivery(run_id, declared.name, row["queue"], declared.timeout_s, request.at if later else None)
+    return row, delivery
+
+
+def push_quietly(dispatcher: Dispatcher, deliveries: Sequence[Delivery]) -> None:
+    """Pushes committed runs; a Redis outage leaves them pending for the reconciler."""
+    try:
+        dispatcher.push(deliveries)
+    except RedisError:
+        log.warning("Redis unavailable; %d committed run(s) wait for the reconciler", len(deliveries), exc_info=True)
+
+
+def _defer_to_commit(session: Session, dispatcher: Dispatcher, deliveries: list[Delivery]) -> None:
+    pending: list[Delivery] | None = session.info.get(_PENDING_KEY)
+    if pending is None:
+        pending = session.info[_PENDING_KEY] = []
+
+        @event.listens_for(session, "after_commit")
+        def _push(sess: Session) -> None:
+            ready = list(sess.info.get(_PENDING_KEY, []))
+            sess.info[_PENDING_KEY] = []
+            push_quietly(dispatcher, ready)
+
+        @event.listens_for(session, "after_rollback")
+        def _drop(sess: Session) -> None:
+            sess.info[_PENDING_KEY] = []
+
+    pending.extend(deliveries)
+
+
+def enqueue_many(
+    requests: Iterable[EnqueueRequest],
+    *,
+    session: Session | None = None,
+    app: Jobyard | None = None,
+    from_text: bool = False,
+) -> list[str]:
+    """Enqueues several runs; all are validated first, and one bad request stores none of them."""
+    if app is None:
+        from core.app import Jobyard
+
+        app = Jobyard.current()
+    now = utcnow()
+    requests = list(requests)
+    rows: list[dict[str, Any]] = []
+    deliveries: list[Delivery] = []
+    errors: list[FieldError] = []
+    for index, request in enumerate(requests):
+        try:
+            row, delivery = _prepare(
+                app, request, now, from_text=from_text, prefix=f"[{index}]." if len(requests) > 1 else ""
+            )
+        except InvalidJobRequest as exc:
+            errors.extend(exc.errors)
+            continue
+        rows.append(row)
+        deliveries.append(delivery)
+    if errors:
+        raise InvalidJobRequest(errors)
+    if not rows:
+        return []
+    statement = insert(Run.__table__)
+    if session is not None:
+        for start in range(0, len(rows), defaults.ENQUEUE_BATCH_SIZE):
+            session.execute(statement, rows[start : start + defaults.ENQUEUE_BATCH_SIZE])
+        _defer_to_commit(session, app.dispatcher, deliveries)
+    else:
+        with app.engine.begin() as conn:
+            for start in range(0, len(rows), defaults.ENQUEUE_BATCH_SIZE):
+                conn.execute(statement, rows[start : start + defaults.ENQUEUE_BATCH_SIZE])
+        push_quietly(app.dispatcher, deliveries)
+    return [row["id"] for row in rows]
+
+
+def enqueue(
+    type: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    queue: str | None = None,
+    at: datetime | None = None,
+    session: Session | None = None,
+    triggered_by: str | None = None,
+    domain: str | None = None,
+    app: Jobyard | None = None,
+) -> str:
+    """Enqueues one run of a declared job type and returns its id.
+
+    Raises InvalidJobRequest naming every bad field; nothing is stored then.
+    """
+    request = EnqueueRequest(type, params, queue, at, triggered_by, domain)
+    return enqueue_many([request], session=session, app=app)[0]

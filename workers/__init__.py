@@ -1,0 +1,1 @@
+"""The worker process: RQ worker class, execution hooks, reconciler, supervisor."""

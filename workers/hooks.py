@@ -1,0 +1,45 @@
+"""Hooks around job execution (dramatiq-style middleware).
+
+The worker records every attempt and applies the retry policy itself; hooks carry the cross-cutting
+policy that observes attempts: logging here, metrics, audit and notifications as they land.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from workers.recording import Claim, Outcome
+
+log = logging.getLogger("jobyard.worker")
+
+
+class Hook:
+    def before_attempt(self, claim: Claim) -> None:
+        """Called after the attempt is recorded as started, before the job function runs."""
+
+    def after_attempt(self, claim: Claim, outcome: Outcome) -> None:
+        """Called after the attempt's outcome is committed to SQL."""
+
+
+class LogAttempts(Hook):
+    def after_attempt(self, claim: Claim, outcome: Outcome) -> None:
+        if outcome.failure is None:
+            log.info("%s %s attempt %d: %s", claim.type, claim.run_id, claim.attempt, outcome.status.value)
+            return
+        log.warning(
+            "%s %s attempt %d: %s (%s: %s)%s",
+            claim.type, claim.run_id, claim.attempt, outcome.status.value,
+            outcome.failure.error_class, outcome.failure.message,
+            f", next attempt at {outcome.next_attempt_at:%H:%M:%S}" if outcome.next_attempt_at else "",
+        )
+
+
+DEFAULT_HOOKS: tuple[type[Hook], ...] = (LogAttempts,)
+
+
+def run_hooks_after(hooks: list[Hook], claim: Claim, outcome: Outcome) -> None:
+    for hook in hooks:
+        try:
+            hook.after_attempt(claim, outcome)
+        except Exception:  # a broken hook must not lose the attempt's outcome, which is already stored
+            log.exception("hook %s failed after attempt of %s", type(hook).__name__, claim.run_id)

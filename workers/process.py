@@ -1,0 +1,25 @@
+"""Entry point of one worker process started by the supervisor: `python -m workers.process`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from core.app import Jobyard
+from workers.worker import run_worker
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="workers.process")
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--queues", required=True)
+    parser.add_argument("--burst", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with Jobyard.from_env() as app:
+        run_worker(app, args.queues.split(","), name=args.name, burst=args.burst)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

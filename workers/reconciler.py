@@ -1,0 +1,150 @@
+"""Bringing Redis back in line with SQL, which is the record.
+
+- A run SQL says is scheduled/pending/retrying but RQ no longer holds (Redis restarted empty, a push
+  that failed after commit) is pushed again.
+- A run SQL says is running whose worker is dead becomes a failed attempt ("worker died") and follows
+  its retry policy.
+
+Safe to run from several processes at once: every move is a conditional update, and a second copy of
+a delivery is dropped by the worker's claim. The Redis key ``jobyard:reconciler:lock`` only saves work.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from redis import RedisError
+from sqlalchemy import select, update
+
+from core import defaults
+from core.db import utcnow
+from jobs.dispatch import Delivery
+from jobs.models import Attempt, Run
+from jobs.retry import RetryPolicy
+from jobs.status import AWAITING_DISPATCH, RunStatus
+from workers import liveness
+from workers.recording import Claim, Failure, RunRecorder
+
+if TYPE_CHECKING:
+    from core.app import Jobyard
+
+log = logging.getLogger("jobyard.reconciler")
+LOCK_KEY = "jobyard:reconciler:lock"
+BATCH = 1000
+runs = Run.__table__
+attempts = Attempt.__table__
+
+
+@dataclass
+class ReconcileReport:
+    repushed: list[str] = field(default_factory=list)
+    died: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"repushed": self.repushed, "died": self.died}
+
+
+def reconcile(app: Jobyard, *, grace_s: float | None = None, now: datetime | None = None) -> ReconcileReport:
+    now = now or utcnow()
+    grace_s = app.settings.reconcile_grace_s if grace_s is None else grace_s
+    report = ReconcileReport()
+    _settle_dead_workers(app, now, report)
+    _repush_missing(app, now - timedelta(seconds=grace_s), now, report)
+    if report.repushed or report.died:
+        log.info("reconciled: %d pushed again, %d attempts of dead workers", len(report.repushed), len(report.died))
+    return report
+
+
+def reconcile_if_free(app: Jobyard) -> ReconcileReport | None:
+    """Runs the reconciler unless another process holds the lock; for periodic callers."""
+    token = f"{id(app)}-{utcnow().timestamp()}"
+    try:
+        if not app.redis.set(LOCK_KEY, token, nx=True, ex=defaults.RECONCILE_LOCK_TTL_S):
+            return None
+    except RedisError:
+        # Dead workers can still be settled in SQL while Redis is away.
+        log.warning("Redis unavailable; reconciling without the lock")
+        return reconcile(app)
+    try:
+        return reconcile(app)
+    finally:
+        try:
+            if app.redis.get(LOCK_KEY) == token.encode():
+                app.redis.delete(LOCK_KEY)
+        except RedisError:
+            pass
+
+
+def _settle_dead_workers(app: Jobyard, now: datetime, report: ReconcileReport) -> None:
+    with app.engine.connect() as conn:
+        rows = conn.execute(
+            select(runs.c.id, attempts.c.worker)
+            .join(
+                attempts,
+                (attempts.c.run_id == runs.c.id)
+                & (attempts.c.series == runs.c.series)
+                & (attempts.c.number == runs.c.attempt_count),
+            )
+            .where(runs.c.status == RunStatus.RUNNING)
+        ).all()
+    if not rows:
+        return
+    dead = liveness.dead_workers(app.engine, {r.worker for r in rows}, app.settings.worker_dead_after_s, now)
+    recorder = RunRecorder(app.engine)
+    for row in rows:
+        if row.worker not in dead:
+            continue
+        claim = recorder.open_claim(row.id)
+        if claim is None or claim.worker != row.worker:
+            continue  # settled meanwhile
+        _fail_died_attempt(app, recorder, claim, report)
+
+
+def _fail_died_attempt(app: Jobyard, recorder: RunRecorder, claim: Claim, report: ReconcileReport) -> None:
+    declared = app.registry.get(claim.type)
+    policy = declared.retry if declared is not None else RetryPolicy()
+    failure = Failure("died", "WorkerDied", f"worker {claim.worker} died during attempt {claim.attempt}")
+    outcome = recorder.fail(claim, failure, policy)
+    if outcome is None:
+        return
+    report.died.append(claim.run_id)
+    log.warning("run %s: worker %s died; run is now %s", claim.run_id, claim.worker, outcome.status.value)
+    try:
+        app.dispatcher.forget_execution(claim.queue, claim.run_id)
+        if outcome.status is RunStatus.RETRYING:
+            app.dispatcher.push([Delivery(claim.run_id, claim.type, claim.queue, claim.timeout_s,
+                                          outcome.next_attempt_at)])
+    except RedisError:
+        log.warning("Redis unavailable; run %s will be pushed on a later pass", claim.run_id)
+
+
+def _repush_missing(app: Jobyard, older_than: datetime, now: datetime, report: ReconcileReport) -> None:
+    last_id = ""
+    while True:
+        with app.engine.connect() as conn:
+            rows = conn.execute(
+                select(runs.c.id, runs.c.type, runs.c.queue, runs.c.timeout_s, runs.c.status,
+                       runs.c.scheduled_for, runs.c.next_attempt_at)
+                .where(runs.c.status.in_(list(AWAITING_DISPATCH)), runs.c.dispatched_at <= older_than,
+                       runs.c.id > last_id)
+                .order_by(runs.c.id)
+                .limit(BATCH)
+            ).all()
+        if not rows:
+            return
+        last_id = rows[-1].id
+        held = app.dispatcher.held(r.id for r in rows)
+        missing = [r for r in rows if r.id not in held]
+        if not missing:
+            continue
+        deliveries = []
+        for r in missing:
+            due = r.scheduled_for if r.status == RunStatus.SCHEDULED else r.next_attempt_at
+            deliveries.append(Delivery(r.id, r.type, r.queue, r.timeout_s, due if due and due > now else None))
+        app.dispatcher.push(deliveries)
+        with app.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id.in_([r.id for r in missing])).values(dispatched_at=now))
+        report.repushed.extend(r.id for r in missing)

@@ -1,0 +1,186 @@
+"""Writing attempts and run transitions to SQL, with conditional updates so that two processes
+(a worker and the reconciler, or two copies of one delivery) can never both move the same run."""
+
+from __future__ import annotations
+
+import traceback as tb
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from core.db import utcnow
+from jobs.models import Attempt, Run, RunLog
+from jobs.retry import RetryPolicy
+from jobs.status import CLAIMABLE, RunStatus
+
+runs = Run.__table__
+attempts = Attempt.__table__
+run_logs = RunLog.__table__
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on one attempt of one run."""
+
+    run_id: str
+    type: str
+    queue: str
+    params: dict[str, Any]
+    series: int
+    attempt: int
+    max_attempts: int
+    timeout_s: int
+    worker: str
+    started_at: datetime
+
+
+@dataclass(frozen=True)
+class Failure:
+    outcome: str  # failed | timeout | died
+    error_class: str
+    message: str
+    traceback: str | None = None
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, *, outcome: str = "failed") -> Failure:
+        return cls(
+            outcome=outcome,
+            error_class=type(exc).__name__,
+            message=str(exc) or type(exc).__name__,
+            traceback="".join(tb.format_exception(exc)),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: RunStatus
+    next_attempt_at: datetime | None = None
+    failure: Failure | None = None
+
+
+class RunRecorder:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def claim(self, run_id: str, worker: str) -> Claim | None:
+        """Starts the next attempt, or returns None when the run is not in a startable state
+        (a second copy of a delivery, a cancelled run, a run that no longer exists)."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id, runs.c.status.in_(list(CLAIMABLE)))
+                .values(
+                    status=RunStatus.RUNNING,
+                    attempt_count=runs.c.attempt_count + 1,
+                    started_at=now,
+                    finished_at=None,
+                    next_attempt_at=None,
+                )
+                .returning(
+                    runs.c.type, runs.c.queue, runs.c.params, runs.c.series, runs.c.attempt_count,
+                    runs.c.max_attempts, runs.c.timeout_s,
+                )
+            ).first()
+            if row is None:
+                return None
+            conn.execute(
+                insert(attempts).values(
+                    run_id=run_id, series=row.series, number=row.attempt_count, worker=worker, started_at=now
+                )
+            )
+        return Claim(
+            run_id=run_id, type=row.type, queue=row.queue, params=row.params, series=row.series,
+            attempt=row.attempt_count, max_attempts=row.max_attempts, timeout_s=row.timeout_s,
+            worker=worker, started_at=now,
+        )
+
+    def complete(self, claim: Claim, result: Any, status: RunStatus = RunStatus.COMPLETED) -> Outcome:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == claim.run_id, runs.c.status == RunStatus.RUNNING)
+                .values(status=status, finished_at=now, result=result, error=None)
+            )
+            conn.execute(
+                update(attempts)
+                .where(*self._attempt_key(claim))
+                .values(finished_at=now, outcome="completed")
+            )
+        return Outcome(status)
+
+    def fail(self, claim: Claim, failure: Failure, policy: RetryPolicy | None) -> Outcome | None:
+        """Closes the attempt with its error and moves the run to retrying or failed per the policy.
+
+        Returns None if the run was no longer running under this attempt (someone else settled it)."""
+        now = utcnow()
+        delay = policy.delay_after(claim.attempt, max_attempts=claim.max_attempts) if policy else None
+        if delay is None:
+            outcome = Outcome(RunStatus.FAILED, None, failure)
+            values: dict[str, Any] = {"status": RunStatus.FAILED, "finished_at": now}
+        else:
+            due = now + timedelta(seconds=delay)
+            outcome = Outcome(RunStatus.RETRYING, due, failure)
+            values = {"status": RunStatus.RETRYING, "next_attempt_at": due, "dispatched_at": now}
+        values["error"] = f"{failure.error_class}: {failure.message}"
+        with self.engine.begin() as conn:
+            moved = conn.execute(
+                update(runs)
+                .where(
+                    runs.c.id == claim.run_id,
+                    runs.c.status == RunStatus.RUNNING,
+                    runs.c.series == claim.series,
+                    runs.c.attempt_count == claim.attempt,
+                )
+                .values(**values)
+            ).rowcount
+            if not moved:
+                return None
+            conn.execute(
+                update(attempts)
+                .where(*self._attempt_key(claim))
+                .values(
+                    finished_at=now,
+                    outcome=failure.outcome,
+                    error_class=failure.error_class,
+                    error_message=failure.message,
+                    traceback=failure.traceback,
+                )
+            )
+        return outcome
+
+    def log(self, run_id: str, level: str, message: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(run_logs).values(run_id=run_id, at=utcnow(), level=level, message=message))
+
+    def open_claim(self, run_id: str) -> Claim | None:
+        """The claim of a running run's current attempt, rebuilt from SQL (for the reconciler)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(runs, attempts.c.worker, attempts.c.started_at.label("attempt_started_at"))
+                .join(
+                    attempts,
+                    (attempts.c.run_id == runs.c.id)
+                    & (attempts.c.series == runs.c.series)
+                    & (attempts.c.number == runs.c.attempt_count),
+                )
+                .where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING)
+            ).first()
+        if row is None:
+            return None
+        return Claim(
+            run_id=row.id, type=row.type, queue=row.queue, params=row.params, series=row.series,
+            attempt=row.attempt_count, max_attempts=row.max_attempts, timeout_s=row.timeout_s,
+            worker=row.worker, started_at=row.attempt_started_at,
+        )
+
+    @staticmethod
+    def _attempt_key(claim: Claim) -> tuple[Any, ...]:
+        return (
+            attempts.c.run_id == claim.run_id,
+            attempts.c.series == claim.series,
+            attempts.c.number == claim.attempt,
+        )

@@ -1,0 +1,183 @@
+"""`jobyard worker`: supervises N worker processes on this host.
+
+It restarts a worker process that dies (marking it stopped at once so the reconciler fails its attempt
+without waiting for the heartbeat to go stale), runs RQ's scheduler (which brings retries back from the
+scheduled registry) and the reconciler periodically, and on SIGTERM/SIGINT lets workers finish their
+current job within a grace period before killing them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from rq.scheduler import RQScheduler
+from rq.serializers import JSONSerializer
+from sqlalchemy import func, select
+
+from core import defaults
+from jobs.models import Run
+from jobs.status import RunStatus
+from workers import liveness
+from workers.reconciler import reconcile_if_free
+
+if TYPE_CHECKING:
+    from core.app import Jobyard
+
+log = logging.getLogger("jobyard.supervisor")
+SCHEDULER_INTERVAL_S = 1.0
+POLL_INTERVAL_S = 0.2
+# Work that a burst run waits for before it may end.
+UNFINISHED = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RETRYING)
+
+
+@dataclass
+class Slot:
+    index: int
+    process: subprocess.Popen[bytes] | None = None
+    name: str = ""
+    generation: int = 0
+    restart_at: float = 0.0
+    failures: int = 0
+    done: bool = False
+
+
+class Supervisor:
+    def __init__(self, app: Jobyard, queues: Sequence[str], processes: int, *, burst: bool = False) -> None:
+        if processes < 1:
+            raise ValueError("--processes must be at least 1")
+        self.app = app
+        self.queues = list(queues)
+        self.burst = burst
+        self.slots = [Slot(i) for i in range(processes)]
+        self.prefix = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        self._stop = threading.Event()
+        self._env = {**os.environ, **app.child_env()}
+
+    # -- child processes -------------------------------------------------------------------------
+
+    def _start(self, slot: Slot) -> None:
+        slot.generation += 1
+        slot.name = f"{self.prefix}.{slot.index}.{slot.generation}"
+        command = [sys.executable, "-m", "workers.process", "--name", slot.name, "--queues", ",".join(self.queues)]
+        if self.burst:
+            command.append("--burst")
+        slot.process = subprocess.Popen(command, env=self._env)
+        log.info("started worker %s (pid %d)", slot.name, slot.process.pid)
+
+    def _check(self, slot: Slot) -> bool:
+        """Returns True when a child ended abnormally."""
+        if slot.process is None or slot.process.poll() is None:
+            return False
+        code = slot.process.returncode
+        slot.process = None
+        # A clean exit marked itself stopped; a killed one could not, so do it now.
+        liveness.mark_stopped(self.app.engine, slot.name)
+        if code == 0 and (self.burst or self._stop.is_set()):
+            slot.done = True
+            return False
+        slot.failures = slot.failures + 1 if code != 0 else 0
+        backoff = min(defaults.WORKER_RESTART_BACKOFF_MAX_S, 0.5 * 2 ** max(0, slot.failures - 1))
+        slot.restart_at = time.monotonic() + (backoff if code != 0 else 0)
+        log.warning("worker %s exited with %s; restarting in %.1fs", slot.name, code, backoff)
+        return code != 0
+
+    def _unfinished_work(self) -> bool:
+        with self.app.engine.connect() as conn:
+            count = conn.execute(
+                select(func.count()).select_from(Run).where(
+                    Run.status.in_(list(UNFINISHED)), Run.queue.in_(self.queues)
+                )
+            ).scalar_one()
+        return bool(count)
+
+    def _queued(self) -> bool:
+        return any(self.app.dispatcher.queue(q).count for q in self.queues)
+
+    # -- main loop -------------------------------------------------------------------------------
+
+    def _request_stop(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s; stopping workers", signal.Signals(signum).name)
+        self._stop.set()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._request_stop)
+        signal.signal(signal.SIGINT, self._request_stop)
+        scheduler = threading.Thread(target=self._run_rq_scheduler, name="rq-scheduler", daemon=True)
+        scheduler.start()
+        for slot in self.slots:
+            self._start(slot)
+        next_reconcile = time.monotonic() + self.app.settings.reconcile_interval_s
+        try:
+            while not self._stop.is_set():
+                died = False
+                for slot in self.slots:
+                    died |= self._check(slot)
+                    if slot.process is None and not slot.done and time.monotonic() >= slot.restart_at:
+                        self._start(slot)
+                if died or time.monotonic() >= next_reconcile:
+                    self._reconcile()
+                    next_reconcile = time.monotonic() + self.app.settings.reconcile_interval_s
+                if self.burst and all(s.done for s in self.slots):
+                    if not self._unfinished_work():
+                        break
+                    # Retries are still due: run another round once RQ's scheduler has brought them back.
+                    if self._queued():
+                        for slot in self.slots:
+                            slot.done = False
+                self._stop.wait(POLL_INTERVAL_S)
+        finally:
+            self._stop.set()
+            self._shutdown()
+        return 0
+
+    def _reconcile(self) -> None:
+        try:
+            reconcile_if_free(self.app)
+        except Exception:
+            log.exception("reconciler pass failed; will try again")
+
+    def _run_rq_scheduler(self) -> None:
+        queues = [self.app.dispatcher.queue(q) for q in self.queues]
+        scheduler = RQScheduler(queues, connection=self.app.redis, serializer=JSONSerializer)
+        while not self._stop.is_set():
+            try:
+                if scheduler.should_reacquire_locks or not scheduler.acquired_locks:
+                    scheduler.acquire_locks()
+                if scheduler.acquired_locks:
+                    scheduler.heartbeat()
+                    scheduler.enqueue_scheduled_jobs()
+            except Exception:
+                log.warning("RQ scheduler pass failed; will try again", exc_info=True)
+            self._stop.wait(SCHEDULER_INTERVAL_S)
+        try:
+            scheduler.release_locks()
+        except Exception:
+            log.debug("could not release scheduler locks", exc_info=True)
+
+    def _shutdown(self) -> None:
+        running = [s for s in self.slots if s.process is not None and s.process.poll() is None]
+        for slot in running:
+            assert slot.process is not None
+            slot.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + defaults.WORKER_SHUTDOWN_GRACE_S
+        for slot in running:
+            assert slot.process is not None
+            try:
+                slot.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("worker %s did not stop within the grace period; killing it", slot.name)
+                slot.process.kill()
+                slot.process.wait()
+            liveness.mark_stopped(self.app.engine, slot.name)

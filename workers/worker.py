@@ -1,0 +1,210 @@
+"""JobyardWorker: an RQ SimpleWorker that records every attempt in SQL and runs only declared types.
+
+Execution model: no fork. Each worker process runs one job at a time in its main thread, and
+`jobyard worker --processes N` supervises N such processes. RQ's default fork-per-job costs a fork
+and a fresh interpreter state per job; without it the per-job cost is a few Redis round trips and two
+SQL commits. The per-attempt timeout is still enforced by RQ's SIGALRM death penalty in the main
+thread, and a process that dies or hangs is replaced by the supervisor, its attempt counted as failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
+from rq.timeouts import JobTimeoutException
+from rq.worker import SimpleWorker
+from sqlalchemy import insert
+
+from core.db import utcnow
+from jobs.context import JobContext
+from jobs.dispatch import ENTRYPOINT
+from jobs.retry import RetryPolicy
+from jobs.status import RunStatus
+from workers import liveness
+from workers.entrypoint import ActiveAttempt, current_attempt
+from workers.hooks import DEFAULT_HOOKS, Hook, run_hooks_after
+from workers.models import RefusedJob
+from workers.recording import Claim, Failure, RunRecorder
+
+if TYPE_CHECKING:
+    from core.app import Jobyard
+
+log = logging.getLogger("jobyard.worker")
+
+
+class JobyardWorker(SimpleWorker):
+    def __init__(
+        self,
+        queues: Sequence[str],
+        *,
+        app: Jobyard,
+        name: str | None = None,
+        hooks: Sequence[Hook] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            [app.dispatcher.queue(q) for q in queues],
+            name=name,
+            connection=app.redis,
+            serializer=JSONSerializer,
+            **kwargs,
+        )
+        self.app = app
+        self.recorder = RunRecorder(app.engine)
+        self.hooks = list(hooks) if hooks is not None else [hook() for hook in DEFAULT_HOOKS]
+        self._active: ActiveAttempt | None = None
+        self._failure: Failure | None = None
+        self._heartbeat: liveness.Heartbeat | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def register_birth(self) -> None:
+        super().register_birth()
+        liveness.register(self.app.engine, self.name, self.queue_names())
+        self._heartbeat = liveness.Heartbeat(
+            self.app.engine, self.name, self.app.settings.worker_heartbeat_interval_s
+        )
+        self._heartbeat.start()
+
+    def register_death(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        liveness.mark_stopped(self.app.engine, self.name)
+        super().register_death()
+
+    # -- admission: only Jobyard runs, only JSON --------------------------------------------------
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        while True:
+            try:
+                return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            except Exception as exc:
+                # RQ tags fetch errors with the job; anything else is a real fault of this worker.
+                job_id, queue = getattr(exc, "job_id", None), getattr(exc, "queue", None)
+                if job_id is None or queue is None:
+                    raise
+                self._refuse(job_id, queue, f"unreadable payload ({type(exc).__name__}); only JSON is accepted")
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        reason = self._refusal_reason(job)
+        if reason is not None:
+            self._refuse(job.id, queue, reason)
+            return
+        claim = self.recorder.claim(job.id, self.name)
+        if claim is None:
+            # Another copy of this delivery already ran or is running, or the run was settled.
+            log.info("run %s is not startable; dropping this delivery", job.id)
+            self._release_delivery(job.id, queue)
+            return
+        context = JobContext(
+            run_id=claim.run_id, type=claim.type, attempt=claim.attempt, params={}, engine=self.app.engine
+        )
+        self._active = ActiveAttempt(self.app, claim, context)
+        self._failure = None
+        token = current_attempt.set(self._active)
+        try:
+            for hook in self.hooks:
+                hook.before_attempt(claim)
+            super().execute_job(job, queue)
+        finally:
+            current_attempt.reset(token)
+            self._active = None
+
+    def _refusal_reason(self, job: Job) -> str | None:
+        try:
+            func_name = job.func_name
+            args = job.args
+        except Exception as exc:
+            return f"unreadable payload ({type(exc).__name__}); only JSON is accepted"
+        if func_name != ENTRYPOINT:
+            return f"{func_name!r} is not a Jobyard run; only declared job types execute"
+        if len(args) != 1 or args[0] != job.id or job.kwargs:
+            return "malformed Jobyard payload"
+        return None
+
+    def _refuse(self, job_id: str, queue: Queue, reason: str) -> None:
+        log.error("refused job %s on %s: %s", job_id, queue.name, reason)
+        with self.app.engine.begin() as conn:
+            conn.execute(
+                insert(RefusedJob.__table__).values(
+                    rq_job_id=job_id[:200], queue=queue.name, worker=self.name, reason=reason, at=utcnow()
+                )
+            )
+        self._release_delivery(job_id, queue)
+        # Not ours, so not kept: a refused payload must never be picked up again.
+        self.connection.delete(Job.key_for(job_id))
+
+    def _release_delivery(self, job_id: str, queue: Queue) -> None:
+        self.connection.lrem(queue.intermediate_queue_key, 1, job_id)
+
+    # -- outcomes --------------------------------------------------------------------------------
+
+    def handle_exception(
+        self, job: Job, *exc_info: type[BaseException] | BaseException | TracebackType | None
+    ) -> None:
+        exc = exc_info[1]
+        if isinstance(exc, BaseException):
+            outcome = "timeout" if isinstance(exc, JobTimeoutException) else "failed"
+            self._failure = Failure.from_exception(exc, outcome=outcome)
+        super().handle_exception(job, *exc_info)
+
+    def _policy(self, claim: Claim) -> RetryPolicy:
+        declared = self.app.registry.get(claim.type)
+        # A type missing on this host still retries, so that a worker which has it can take over.
+        return declared.retry if declared is not None else RetryPolicy()
+
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: Any = None,
+        exc_string: str = "",
+        execution: Any = None,
+    ) -> None:
+        active = self._active
+        if active is None:
+            super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+            return
+        failure = self._failure or Failure("failed", "Error", exc_string.strip().splitlines()[-1:][0]
+                                           if exc_string.strip() else "unknown error", exc_string)
+        outcome = self.recorder.fail(active.claim, failure, self._policy(active.claim))
+        if outcome is not None and outcome.status is RunStatus.RETRYING and outcome.next_attempt_at:
+            # Let RQ put the job in its scheduled registry; its scheduler brings it back when due.
+            wait_s = (outcome.next_attempt_at - utcnow()).total_seconds()
+            job.retries_left = 1
+            job.retry_intervals = [max(0, math.ceil(wait_s))]
+        else:
+            job.retries_left = None
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        if outcome is not None:
+            run_hooks_after(self.hooks, active.claim, outcome)
+
+    def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Any) -> None:
+        active = self._active
+        if active is None:
+            super().handle_job_success(job, queue, started_job_registry, execution)
+            return
+        status = RunStatus.COMPLETED_WITH_WARNINGS if active.context.warnings else RunStatus.COMPLETED
+        outcome = self.recorder.complete(active.claim, job._result, status)
+        super().handle_job_success(job, queue, started_job_registry, execution)
+        run_hooks_after(self.hooks, active.claim, outcome)
+
+
+def run_worker(app: Jobyard, queues: Sequence[str], *, name: str | None = None, burst: bool = False) -> bool:
+    """Runs one worker in this process until it is told to stop (or, in burst mode, queues are empty)."""
+    worker = JobyardWorker(queues, app=app, name=name)
+    started = time.monotonic()
+    # The supervisor runs RQ's scheduler once per host; a forked one per worker would outlive a kill -9.
+    worked = worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+    log.info("worker %s stopped after %.1fs", worker.name, time.monotonic() - started)
+    return worked
