@@ -156,7 +156,7 @@ def job_type(
             timeout_s=timeout_s,
             exclusive=exclusive,
         )
-        (registry or REGISTRY).add(declared)
+        (registry if registry is not None else REGISTRY).add(declared)
         func.job_type = declared  # type: ignore[attr-defined]
         return func
 

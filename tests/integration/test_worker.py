@@ -1,0 +1,114 @@
+"""A JobyardWorker running in the test process (burst mode) against real Redis and SQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rq import Queue
+from rq.serializers import JSONSerializer
+from sqlalchemy import select
+
+from core.app import Jobyard
+from jobs.dispatch import Delivery
+from jobs.enqueue import enqueue
+from jobs.models import Attempt, Run
+from workers.models import RefusedJob, WorkerRecord
+from workers.worker import JobyardWorker
+
+
+def drain(app: Jobyard, queues: tuple[str, ...] = ("default",)) -> JobyardWorker:
+    worker = JobyardWorker(list(queues), app=app)
+    worker.work(burst=True)
+    return worker
+
+
+def load(app: Jobyard, run_id: str) -> tuple[Run, list[Attempt]]:
+    with app.sessions() as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        attempts = session.scalars(
+            select(Attempt).where(Attempt.run_id == run_id).order_by(Attempt.series, Attempt.number)
+        ).all()
+        return run, list(attempts)
+
+
+def test_a_run_completes_and_its_attempt_is_recorded(app: Jobyard) -> None:
+    run_id = enqueue("demo.sleep", {"seconds": 0.01}, app=app)
+    worker = drain(app)
+    run, attempts = load(app, run_id)
+    assert run.status == "completed"
+    assert run.result == {"slept_s": 0.01}
+    assert run.started_at is not None and run.finished_at is not None and run.started_at <= run.finished_at
+    assert [(a.number, a.outcome, a.worker, a.error_class) for a in attempts] == [(1, "completed", worker.name, None)]
+    with app.sessions() as session:
+        record = session.get(WorkerRecord, worker.name)
+        assert record is not None and record.stopped_at is not None
+
+
+def test_secret_parameters_are_clear_only_inside_the_job(app: Jobyard) -> None:
+    run_id = enqueue("test.secretive", {"token": "hunter2"}, app=app)
+    drain(app)
+    run, _ = load(app, run_id)
+    assert run.status == "completed"
+    assert run.result == {"token_length": 7}
+
+
+def test_a_failed_attempt_is_stored_and_the_run_waits_for_its_retry(app: Jobyard) -> None:
+    run_id = enqueue("demo.fail", {"times": 1}, app=app)
+    before = datetime.now(UTC)
+    drain(app)
+    run, attempts = load(app, run_id)
+    assert run.status == "retrying"
+    assert run.next_attempt_at is not None
+    assert 0.5 <= (run.next_attempt_at - before).total_seconds() <= 3  # backoff base 1 s
+    [attempt] = attempts
+    assert (attempt.outcome, attempt.error_class, attempt.error_message) == (
+        "failed", "DemoFailure", "planned failure 1 of 1",
+    )
+    assert attempt.traceback is not None and "DemoFailure" in attempt.traceback
+    # No worker sleeps through the wait: RQ's scheduled registry holds the run.
+    assert app.redis.zscore("rq:scheduled:default", run_id) is not None
+    assert Queue("default", connection=app.redis).count == 0
+
+
+def test_the_per_attempt_timeout_is_enforced(app: Jobyard) -> None:
+    run_id = enqueue("test.slow", {"seconds": 30}, app=app)
+    drain(app)  # timeout 1 s, 2 attempts, no backoff: both attempts run in this burst
+    run, attempts = load(app, run_id)
+    assert run.status == "failed"
+    assert [(a.outcome, a.error_class) for a in attempts] == [
+        ("timeout", "JobTimeoutException"), ("timeout", "JobTimeoutException"),
+    ]
+    assert all((a.finished_at - a.started_at).total_seconds() < 5 for a in attempts if a.finished_at)
+
+
+def test_poison_payloads_are_refused_and_never_run(app: Jobyard, tmp_path: Path) -> None:
+    pickled_marker = tmp_path / "pickle-ran"
+    json_marker = tmp_path / "json-ran"
+    # A pickle payload (RQ's default serializer) and a JSON payload naming os.system, straight into the queue.
+    Queue("default", connection=app.redis).enqueue("os.system", f"touch {pickled_marker}")
+    Queue("default", connection=app.redis, serializer=JSONSerializer).enqueue("os.system", f"touch {json_marker}")
+    legit = enqueue("demo.noop", app=app)
+    drain(app)
+    assert not pickled_marker.exists()
+    assert not json_marker.exists()
+    with app.sessions() as session:
+        reasons = sorted(r.reason for r in session.scalars(select(RefusedJob)))
+    assert len(reasons) == 2
+    assert any("only JSON is accepted" in r for r in reasons)
+    assert any("'os.system' is not a Jobyard run" in r for r in reasons)
+    # The worker survived the poison and went on with real work.
+    assert load(app, legit)[0].status == "completed"
+    assert Queue("default", connection=app.redis).count == 0
+
+
+def test_a_duplicate_delivery_runs_once(app: Jobyard, tmp_path: Path) -> None:
+    out = tmp_path / "executions.txt"
+    run_id = enqueue("test.count", {"path": str(out)}, app=app)
+    app.dispatcher.push([Delivery(run_id, "test.count", "default", 120)])  # a second copy
+    app.dispatcher.push([Delivery("0" * 32, "test.count", "default", 120)])  # a run that does not exist
+    drain(app)
+    assert out.read_text().split() == [run_id]
+    run, attempts = load(app, run_id)
+    assert run.status == "completed" and len(attempts) == 1

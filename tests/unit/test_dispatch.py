@@ -1,0 +1,35 @@
+"""The Redis payload, checked against fakeredis: JSON only, and nothing but the run id."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from datetime import UTC, datetime, timedelta
+
+import fakeredis
+
+from jobs.dispatch import ENTRYPOINT, Delivery, Dispatcher
+
+
+def test_payload_is_json_naming_only_the_entrypoint_and_run_id() -> None:
+    connection = fakeredis.FakeRedis()
+    dispatcher = Dispatcher(connection)
+    dispatcher.push([Delivery("r1", "demo.noop", "default", 120)])
+    raw = connection.hget("rq:job:r1", "data")
+    assert raw is not None
+    # RQ zlib-compresses the serialized call; underneath it must be JSON, never a pickle.
+    payload = json.loads(zlib.decompress(raw).decode())
+    assert payload[0] == ENTRYPOINT
+    assert payload[2] == ["r1"]
+    assert connection.lrange("rq:queue:default", 0, -1) == [b"r1"]
+    assert dispatcher.held(["r1", "r2"]) == {"r1"}
+
+
+def test_a_later_delivery_goes_to_the_scheduled_registry() -> None:
+    connection = fakeredis.FakeRedis()
+    dispatcher = Dispatcher(connection)
+    due = datetime.now(UTC) + timedelta(hours=1)
+    dispatcher.push([Delivery("r2", "demo.noop", "mail", 60, due)])
+    assert connection.llen("rq:queue:mail") == 0
+    assert connection.zscore("rq:scheduled:mail", "r2") == int(due.timestamp())
+    assert dispatcher.held(["r2"]) == {"r2"}

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+
+from core import crypto
+from jobs.params import InvalidJobRequest, resolve_type, seal_secrets, unseal_secrets, validate_params
+from jobs.registry import Param, Registry, job_type
+
+
+@pytest.fixture
+def registry() -> Registry:
+    registry = Registry()
+
+    @job_type(
+        "test.create_user",
+        title="Create user",
+        params=[
+            Param("email", str),
+            Param("quota", int, default=10),
+            Param("ratio", float, default=0.5),
+            Param("admin", bool, default=False),
+            Param("token", str, secret=True, required=False),
+        ],
+        registry=registry,
+    )
+    def create_user(ctx: object, email: str, quota: int, ratio: float, admin: bool, token: str = "") -> None:
+        return None
+
+    return registry
+
+
+def test_defaults_fill_in(registry: Registry) -> None:
+    declared = resolve_type(registry, "test.create_user")
+    assert validate_params(declared, {"email": "a@example.org"}) == {
+        "email": "a@example.org", "quota": 10, "ratio": 0.5, "admin": False,
+    }
+
+
+def test_one_error_names_every_bad_field(registry: Registry) -> None:
+    declared = resolve_type(registry, "test.create_user")
+    with pytest.raises(InvalidJobRequest) as caught:
+        validate_params(declared, {"quota": "ten", "admin": 1, "colour": "red", "size": 3})
+    fields = {(e.field, e.problem.split(",")[0]) for e in caught.value.errors}
+    assert fields == {
+        ("email", "is required"),
+        ("quota", "must be a integer"),
+        ("admin", "must be a boolean"),
+        ("colour", "is not a parameter of this job type"),
+        ("size", "is not a parameter of this job type"),
+    }
+
+
+def test_unknown_type_is_named(registry: Registry) -> None:
+    with pytest.raises(InvalidJobRequest, match="unknown job type 'test.nope'"):
+        resolve_type(registry, "test.nope")
+
+
+def test_bool_is_not_an_integer(registry: Registry) -> None:
+    declared = resolve_type(registry, "test.create_user")
+    with pytest.raises(InvalidJobRequest, match="quota: must be a integer, got bool"):
+        validate_params(declared, {"email": "x", "quota": True})
+
+
+def test_text_values_are_coerced_for_the_command_line(registry: Registry) -> None:
+    declared = resolve_type(registry, "test.create_user")
+    params = validate_params(
+        declared, {"email": "x", "quota": "3", "ratio": "2", "admin": "yes"}, from_text=True
+    )
+    assert params == {"email": "x", "quota": 3, "ratio": 2.0, "admin": True}
+    with pytest.raises(InvalidJobRequest, match="quota: must be a integer, got 'three'"):
+        validate_params(declared, {"email": "x", "quota": "three"}, from_text=True)
+
+
+def test_secrets_are_sealed_and_masked(registry: Registry) -> None:
+    declared = resolve_type(registry, "test.create_user")
+    sealed = seal_secrets(declared, {"email": "x", "token": "hunter2"}, "k")
+    assert sealed["email"] == "x"
+    assert "hunter2" not in str(sealed)
+    assert crypto.masked(sealed) == {"email": "x", "token": crypto.MASK}
+    assert unseal_secrets(sealed, "k") == {"email": "x", "token": "hunter2"}
+    with pytest.raises(ValueError, match="cannot be decrypted"):
+        unseal_secrets(sealed, "another key")
