@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import rq
-from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from core.app import Jobyard
@@ -50,12 +49,6 @@ class Row:
     jobyard: float  # jobs/s
     plain: float
     detail: str = ""
-
-
-@dataclass
-class Drain:
-    elapsed_s: float
-    done: int
 
 
 @contextmanager
@@ -87,9 +80,9 @@ def reset(app: Jobyard) -> None:
             conn.execute(text(f"DELETE FROM {table}"))
 
 
-def count(app: Jobyard, sql: str) -> int:
-    with app.engine.connect() as conn:
-        return int(conn.execute(text(sql)).scalar_one())
+def scalar(engine: Engine, sql: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(text(sql)).scalar_one()
 
 
 def rate(n: int, seconds: float) -> float:
@@ -108,8 +101,8 @@ def spawn(commands: list[list[str]], env: dict[str, str], log: TextIO) -> list[s
 
 def drain(
     commands: list[list[str]], env: dict[str, str], log: TextIO, done: Callable[[], int], n: int, what: str
-) -> Drain:
-    """Starts the worker processes together and polls `done()` until it reaches n."""
+) -> tuple[float, int]:
+    """Starts the worker processes together, polls `done()` until it reaches n; returns (wall s, done)."""
     timeout_s = 120 + n
     started = time.perf_counter()
     procs = spawn(commands, env, log)
@@ -137,19 +130,24 @@ def drain(
     codes = [p.returncode for p in procs]
     if any(codes):
         print(f"  !! {what}: worker exit codes {codes}", file=sys.stderr)
-    return Drain(elapsed, finished)
+    return elapsed, finished
 
 
 class Bench:
     def __init__(self, app: Jobyard, workers: int, log: TextIO, plain_log_level: str) -> None:
         self.app = app
+        # Polls and checks go through a plain engine: app.engine opens every SQLite transaction, reads
+        # included, with BEGIN IMMEDIATE (core/db.py), so polling through it would take the write lock.
+        self.observer = create_engine(app.settings.resolved_database_url)
         self.workers = workers
         self.log = log
         self.plain_log_level = plain_log_level
         self.plain_queue = Queue(PLAIN_QUEUE, connection=app.redis, serializer=JSONSerializer)
         self.jobyard_env = {**os.environ, **app.child_env()}
-        self.plain_env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                                              os.environ.get("PYTHONPATH")]))}
+        self.plain_env = dict(os.environ)  # `-m bench.plain_worker` from cwd=REPO finds bench.plain_jobs
+
+    def count(self, sql: str) -> int:
+        return int(scalar(self.observer, sql))
 
     def plain_enqueue_many(self, func: str, n: int, args: list[Any] | None = None) -> None:
         data = [Queue.prepare_data(func, args=args, result_ttl=RESULT_TTL_S, timeout=120) for _ in range(n)]
@@ -176,19 +174,20 @@ class Bench:
         reset(self.app)
         jobyard = timed(lambda: enqueue_many([EnqueueRequest("demo.noop")] * n, app=self.app))
         plain = timed(lambda: self.plain_enqueue_many("bench.plain_jobs.noop", n))
-        return Row(f"enqueue, bulk (N={n})", rate(n, jobyard), rate(n, plain), f"{jobyard:.2f}s vs {plain:.2f}s")
+        return Row(f"enqueue, bulk (N={n})", rate(n, jobyard), rate(n, plain),
+                   f"{jobyard:.2f}s vs {plain:.2f}s")
 
     def jobyard_done(self) -> int:
-        return count(self.app, "SELECT count(*) FROM runs WHERE status = 'completed'")
+        return self.count("SELECT count(*) FROM runs WHERE status = 'completed'")
 
     def plain_done(self) -> int:
         return int(self.app.redis.zcard(self.plain_queue.finished_job_registry.key))
 
     def verify_jobyard(self, n: int) -> str:
-        completed = count(self.app, "SELECT count(*) FROM run_attempts WHERE outcome = 'completed'")
-        distinct = count(self.app, "SELECT count(DISTINCT run_id) FROM run_attempts WHERE outcome = 'completed'")
-        attempts = count(self.app, "SELECT count(*) FROM run_attempts")
-        open_runs = count(self.app, "SELECT count(*) FROM runs WHERE status <> 'completed'")
+        completed = self.count("SELECT count(*) FROM run_attempts WHERE outcome = 'completed'")
+        distinct = self.count("SELECT count(DISTINCT run_id) FROM run_attempts WHERE outcome = 'completed'")
+        attempts = self.count("SELECT count(*) FROM run_attempts")
+        open_runs = self.count("SELECT count(*) FROM runs WHERE status <> 'completed'")
         ok = completed == distinct == attempts == n and open_runs == 0
         return (f"{'OK' if ok else 'FAILED'}: {completed} completed attempts over {distinct} runs, "
                 f"{attempts} attempts in all, {open_runs} runs not completed (want {n}/{n}/{n}/0)")
@@ -197,28 +196,33 @@ class Bench:
         failed = int(self.app.redis.zcard(self.plain_queue.failed_job_registry.key))
         finished, queued = self.plain_done(), self.plain_queue.count
         ok = finished == n and failed == 0 and queued == 0
-        return f"{'OK' if ok else 'FAILED'}: {finished} finished, {failed} failed, {queued} still queued (want {n}/0/0)"
+        return (f"{'OK' if ok else 'FAILED'}: {finished} finished, {failed} failed, {queued} still queued "
+                f"(want {n}/0/0)")
 
     def drain_pair(self, label: str, n: int, jobyard: EnqueueRequest, plain_func: str,
                    plain_args: list[Any] | None) -> Row:
         reset(self.app)
         enqueue_many([jobyard] * n, app=self.app)
-        j = drain(self.jobyard_commands(), self.jobyard_env, self.log, self.jobyard_done, n, f"jobyard {label}")
+        j_s, j_done = drain(self.jobyard_commands(), self.jobyard_env, self.log, self.jobyard_done, n,
+                            f"jobyard {label}")
         print(f"  check jobyard {label}: {self.verify_jobyard(n)}")
         reset(self.app)
         self.plain_enqueue_many(plain_func, n, plain_args)
-        p = drain(self.plain_commands(), self.plain_env, self.log, self.plain_done, n, f"plain rq {label}")
+        p_s, p_done = drain(self.plain_commands(), self.plain_env, self.log, self.plain_done, n,
+                            f"plain rq {label}")
         print(f"  check plain rq {label}: {self.verify_plain(n)}")
-        return Row(f"drain {label} (N={n}, W={self.workers})", rate(j.done, j.elapsed_s), rate(p.done, p.elapsed_s),
-                   f"{j.elapsed_s:.2f}s vs {p.elapsed_s:.2f}s wall")
+        return Row(f"drain {label} (N={n}, W={self.workers})", rate(j_done, j_s), rate(p_done, p_s),
+                   f"{j_s:.2f}s vs {p_s:.2f}s wall")
 
-    def idle_startup(self) -> tuple[float, float]:
-        """Wall time for W burst workers to start, find nothing, and stop: the fixed cost in every drain."""
-        reset(self.app)
-        j = timed(lambda: [p.wait() for p in spawn(self.jobyard_commands(), self.jobyard_env, self.log)])
-        reset(self.app)
-        p = timed(lambda: [p.wait() for p in spawn(self.plain_commands(), self.plain_env, self.log)])
-        return j, p
+    def idle_startup(self, repeat: int = 3) -> tuple[float, float]:
+        """Median wall time for W burst workers to start, find nothing and stop: the fixed cost of a drain."""
+        def once(commands: list[list[str]], env: dict[str, str]) -> float:
+            reset(self.app)
+            return timed(lambda: [proc.wait() for proc in spawn(commands, env, self.log)])
+
+        j = sorted(once(self.jobyard_commands(), self.jobyard_env) for _ in range(repeat))
+        p = sorted(once(self.plain_commands(), self.plain_env) for _ in range(repeat))
+        return j[repeat // 2], p[repeat // 2]
 
 
 def machine_facts(app: Jobyard) -> list[str]:
@@ -226,15 +230,10 @@ def machine_facts(app: Jobyard) -> list[str]:
     if backend == "sqlite":
         backend += f" {sqlite3.sqlite_version} (synchronous={app.settings.sqlite_synchronous}, WAL)"
     else:
-        backend += " " + str(count_text(app, "SHOW server_version"))
+        backend += " " + str(scalar(app.engine, "SHOW server_version"))
     redis_version = app.redis.info("server").get("redis_version", "?")
     return [f"nproc: {os.cpu_count()}", f"python: {platform.python_version()} ({platform.platform()})",
             f"database backend: {backend}", f"redis server: {redis_version}", f"rq: {rq.__version__}"]
-
-
-def count_text(app: Jobyard, sql: str) -> Any:
-    with app.engine.connect() as conn:
-        return conn.execute(text(sql)).scalar_one()
 
 
 def print_table(rows: list[Row]) -> None:
@@ -246,7 +245,8 @@ def print_table(rows: list[Row]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000, help="jobs per measure (bulk enqueue uses 5N)")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="FLUSHDB'd at start")
@@ -273,22 +273,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {rows[-1].measure}: done")
                 rows.append(bench.enqueue_bulk(5 * n))
                 print(f"  {rows[-1].measure}: done")
-                rows.append(bench.drain_pair("no-op", n, EnqueueRequest("demo.noop"), "bench.plain_jobs.noop", None))
-                rows.append(bench.drain_pair("100 ms jobs", sleep_n, EnqueueRequest("demo.sleep", {"seconds": 0.1}),
+                rows.append(bench.drain_pair("no-op", n, EnqueueRequest("demo.noop"),
+                                             "bench.plain_jobs.noop", None))
+                rows.append(bench.drain_pair("100 ms jobs", sleep_n,
+                                             EnqueueRequest("demo.sleep", {"seconds": 0.1}),
                                              "bench.plain_jobs.sleep", [0.1]))
                 idle_j, idle_p = bench.idle_startup()
                 reset(app)
+                bench.observer.dispose()
             log.flush()
-            log_lines = sum(1 for _ in open(tmp / "workers.log"))
+            log_lines = len((tmp / "workers.log").read_text().splitlines())
         print("\n## results\n")
         print_table(rows)
-        print(f"\nNotes:\n- drains: wall time from starting {args.workers} worker processes together until the "
-              "last job is done; nothing subtracted, so process start-up is included for both sides alike.")
-        print(f"- start-up + shutdown of {args.workers} idle burst workers (no jobs): "
+        print(f"\nNotes:\n- drains: wall time from starting {args.workers} worker processes together "
+              "until the last job is done; nothing subtracted: process start-up is included for both sides.")
+        print(f"- start-up + shutdown of {args.workers} idle burst workers (no jobs, median of 3): "
               f"jobyard {idle_j:.2f}s, plain rq {idle_p:.2f}s.")
         print(f"- 100 ms ceiling with {args.workers} workers: {args.workers / 0.1:.0f} jobs/s.")
-        print(f"- Jobyard workers log at INFO (workers/process.py), plain rq workers at {args.plain_log_level}; "
-              f"all worker output went to a log file ({log_lines} lines).")
+        print(f"- Jobyard workers log at INFO (workers/process.py), plain rq workers at "
+              f"{args.plain_log_level}; all worker output went to a log file ({log_lines} lines).")
         print("- each phase starts from an empty Redis DB and empty run tables.")
     return 0
 

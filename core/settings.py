@@ -14,7 +14,7 @@ class SettingsError(ValueError):
     """An environment variable holds a value Jobyard cannot use."""
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, zero_ok: bool = False) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -22,8 +22,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if value <= 0:
-        raise SettingsError(f"{name} must be positive, got {raw!r}")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise SettingsError(f"{name} must be {'zero or more' if zero_ok else 'positive'}, got {raw!r}")
     return value
 
 
@@ -60,7 +60,7 @@ class Settings:
             ),
             worker_dead_after_s=_float(env, "JOBYARD_WORKER_DEAD_AFTER_S", defaults.WORKER_DEAD_AFTER_S),
             reconcile_interval_s=_float(env, "JOBYARD_RECONCILE_INTERVAL_S", defaults.RECONCILE_INTERVAL_S),
-            reconcile_grace_s=_float(env, "JOBYARD_RECONCILE_GRACE_S", defaults.RECONCILE_GRACE_S),
+            reconcile_grace_s=_float(env, "JOBYARD_RECONCILE_GRACE_S", defaults.RECONCILE_GRACE_S, zero_ok=True),
             sqlite_synchronous=synchronous,
         )
 

@@ -94,17 +94,24 @@ class Dispatcher:
                     pipe.zrem(registry.key, entry)
             pipe.execute()
 
-    def held(self, run_ids: Iterable[str]) -> set[str]:
-        """The runs that RQ still holds for delivery."""
-        run_ids = list(run_ids)
-        if not run_ids:
+    def held(self, runs: Iterable[tuple[str, str]]) -> set[str]:
+        """Of (run id, queue) pairs, the runs that RQ still holds for delivery."""
+        runs = list(runs)
+        if not runs:
             return set()
         with self.connection.pipeline(transaction=False) as pipe:
-            for run_id in run_ids:
+            for run_id, queue in runs:
                 pipe.hget(Job.key_for(run_id), "status")
-            statuses = pipe.execute()
-        return {
-            run_id
-            for run_id, status in zip(run_ids, statuses, strict=True)
-            if status is not None and status.decode() in HELD_STATUSES
-        }
+                pipe.zscore(self.queue(queue).scheduled_job_registry.key, run_id)
+            replies = pipe.execute()
+        held = set()
+        for index, (run_id, _queue) in enumerate(runs):
+            status, score = replies[2 * index], replies[2 * index + 1]
+            if status is None or status.decode() not in HELD_STATUSES:
+                continue
+            # "scheduled" in the hash is true only while the registry has it (a promoter may have died
+            # between taking it out and queueing it).
+            if status.decode() == JobStatus.SCHEDULED and score is None:
+                continue
+            held.add(run_id)
+        return held

@@ -4,6 +4,7 @@ fail when CI=true, so that CI can never pass by skipping."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -101,13 +102,21 @@ def app(tmp_path: Path, database_url: str, redis_server_url: str) -> Iterator[Jo
     jobyard.close()
 
 
+_running: list[WorkerProcesses] = []
+
+
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
-    """Polls until `predicate` returns something truthy; fails with `what` at the deadline."""
+    """Polls until `predicate` returns something truthy; fails with `what` at the deadline, or at once
+    when a worker process the test started has exited on its own."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
+        for workers in _running:
+            code = workers.process.poll()
+            if code is not None and not workers.stopped:
+                pytest.fail(f"worker process exited with {code} while waiting for {what}", pytrace=False)
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}", pytrace=False)
         time.sleep(interval)
@@ -123,8 +132,17 @@ class WorkerProcesses:
         self.process = subprocess.Popen(
             command, env={**os.environ, **app.child_env()}, cwd=REPO, start_new_session=True
         )
+        self.stopped = False
+        _running.append(self)
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: the supervisor and its workers, as a host dying."""
+        self.stopped = True
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def stop(self, timeout: float = 60) -> int:
+        self.stopped = True
         if self.process.poll() is None:
             self.process.terminate()
         try:
@@ -146,3 +164,4 @@ def start_workers(app: Jobyard) -> Iterator[Callable[..., WorkerProcesses]]:
     yield start
     for workers in started:
         workers.stop()
+        _running.remove(workers)

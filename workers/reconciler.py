@@ -136,7 +136,7 @@ def _repush_missing(app: Jobyard, older_than: datetime, now: datetime, report: R
         if not rows:
             return
         last_id = rows[-1].id
-        held = app.dispatcher.held(r.id for r in rows)
+        held = app.dispatcher.held((r.id, r.queue) for r in rows)
         missing = [r for r in rows if r.id not in held]
         if not missing:
             continue

@@ -1,8 +1,8 @@
 """`jobyard worker`: supervises N worker processes on this host.
 
 It restarts a worker process that dies (marking it stopped at once so the reconciler fails its attempt
-without waiting for the heartbeat to go stale), runs RQ's scheduler (which brings retries back from the
-scheduled registry) and the reconciler periodically, and on SIGTERM/SIGINT lets workers finish their
+without waiting for the heartbeat to go stale), promotes due runs from RQ's scheduled registry (which is
+how retries come back) and runs the reconciler periodically, and on SIGTERM/SIGINT lets workers finish their
 current job within a grace period before killing them.
 """
 
@@ -22,21 +22,20 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from rq.scheduler import RQScheduler
-from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
 from core import defaults
 from jobs.models import Run
 from jobs.status import RunStatus
 from workers import liveness
+from workers.promoter import promote_due
 from workers.reconciler import reconcile_if_free
 
 if TYPE_CHECKING:
     from core.app import Jobyard
 
 log = logging.getLogger("jobyard.supervisor")
-SCHEDULER_INTERVAL_S = 1.0
+PROMOTE_INTERVAL_S = 0.5
 POLL_INTERVAL_S = 0.2
 # Work that a burst run waits for before it may end.
 UNFINISHED = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RETRYING)
@@ -114,8 +113,8 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._request_stop)
         signal.signal(signal.SIGINT, self._request_stop)
-        scheduler = threading.Thread(target=self._run_rq_scheduler, name="rq-scheduler", daemon=True)
-        scheduler.start()
+        promoter = threading.Thread(target=self._promote_forever, name="promoter", daemon=True)
+        promoter.start()
         for slot in self.slots:
             self._start(slot)
         next_reconcile = time.monotonic() + self.app.settings.reconcile_interval_s
@@ -148,23 +147,13 @@ class Supervisor:
         except Exception:
             log.exception("reconciler pass failed; will try again")
 
-    def _run_rq_scheduler(self) -> None:
-        queues = [self.app.dispatcher.queue(q) for q in self.queues]
-        scheduler = RQScheduler(queues, connection=self.app.redis, serializer=JSONSerializer)
+    def _promote_forever(self) -> None:
         while not self._stop.is_set():
             try:
-                if scheduler.should_reacquire_locks or not scheduler.acquired_locks:
-                    scheduler.acquire_locks()
-                if scheduler.acquired_locks:
-                    scheduler.heartbeat()
-                    scheduler.enqueue_scheduled_jobs()
+                promote_due(self.app.dispatcher, self.queues)
             except Exception:
-                log.warning("RQ scheduler pass failed; will try again", exc_info=True)
-            self._stop.wait(SCHEDULER_INTERVAL_S)
-        try:
-            scheduler.release_locks()
-        except Exception:
-            log.debug("could not release scheduler locks", exc_info=True)
+                log.warning("promoting due runs failed; will try again", exc_info=True)
+            self._stop.wait(PROMOTE_INTERVAL_S)
 
     def _shutdown(self) -> None:
         running = [s for s in self.slots if s.process is not None and s.process.poll() is None]

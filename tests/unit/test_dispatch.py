@@ -22,7 +22,7 @@ def test_payload_is_json_naming_only_the_entrypoint_and_run_id() -> None:
     assert payload[0] == ENTRYPOINT
     assert payload[2] == ["r1"]
     assert connection.lrange("rq:queue:default", 0, -1) == [b"r1"]
-    assert dispatcher.held(["r1", "r2"]) == {"r1"}
+    assert dispatcher.held([("r1", "default"), ("r2", "default")]) == {"r1"}
 
 
 def test_a_later_delivery_goes_to_the_scheduled_registry() -> None:
@@ -32,4 +32,6 @@ def test_a_later_delivery_goes_to_the_scheduled_registry() -> None:
     dispatcher.push([Delivery("r2", "demo.noop", "mail", 60, due)])
     assert connection.llen("rq:queue:mail") == 0
     assert connection.zscore("rq:scheduled:mail", "r2") == int(due.timestamp())
-    assert dispatcher.held(["r2"]) == {"r2"}
+    assert dispatcher.held([("r2", "mail")]) == {"r2"}
+    connection.zrem("rq:scheduled:mail", "r2")  # taken out by a promoter that then died
+    assert dispatcher.held([("r2", "mail")]) == set()

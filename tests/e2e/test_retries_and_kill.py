@@ -1,0 +1,128 @@
+"""Real worker processes: retry timing, exhausted retries, SIGKILL mid-job, manual retry."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+from sqlalchemy import select
+
+from core.app import Jobyard
+from jobs.actions import retry_run
+from jobs.enqueue import enqueue
+from jobs.models import Attempt, Run, RunLog
+from tests.conftest import REPO, WorkerProcesses, wait_for
+from workers.models import WorkerRecord
+
+
+def run_of(app: Jobyard, run_id: str) -> Run:
+    with app.sessions() as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        return run
+
+
+def attempts_of(app: Jobyard, run_id: str) -> list[Attempt]:
+    with app.sessions() as session:
+        return list(session.scalars(
+            select(Attempt).where(Attempt.run_id == run_id).order_by(Attempt.series, Attempt.number)
+        ))
+
+
+def process_gone(pid: int) -> bool:
+    """True once `pid` no longer runs (gone, or a zombie nobody has reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def status_is(app: Jobyard, run_id: str, *statuses: str) -> Callable[[], bool]:
+    return lambda: run_of(app, run_id).status in statuses
+
+
+def test_fail_twice_then_complete_with_growing_gaps(
+    app: Jobyard, start_workers: Callable[..., WorkerProcesses]
+) -> None:
+    run_id = enqueue("demo.fail", {"times": 2}, app=app)
+    start_workers(1)
+    wait_for(status_is(app, run_id, "completed", "failed"), timeout=60, what="demo.fail to finish")
+    run = run_of(app, run_id)
+    attempts = attempts_of(app, run_id)
+    assert run.status == "completed"
+    assert run.result == {"succeeded_on_attempt": 3}
+    assert [a.outcome for a in attempts] == ["failed", "failed", "completed"]
+    gaps = [
+        (later.started_at - earlier.finished_at).total_seconds()
+        for earlier, later in zip(attempts, attempts[1:], strict=False)
+        if earlier.finished_at
+    ]
+    # Backoff base 1 s, doubling: ~1 s then ~2 s (RQ's scheduler works in whole seconds).
+    assert 0.5 <= gaps[0] <= 3.5, gaps
+    assert gaps[1] >= 1.5 and gaps[1] > gaps[0], gaps
+
+
+def test_exhausted_retries_fail_after_exactly_five_attempts(
+    app: Jobyard, start_workers: Callable[..., WorkerProcesses]
+) -> None:
+    run_id = enqueue("demo.fail", {"times": 9}, app=app)
+    start_workers(1)
+    wait_for(status_is(app, run_id, "failed"), timeout=90, what="demo.fail times=9 to fail")
+    attempts = attempts_of(app, run_id)
+    assert [a.number for a in attempts] == [1, 2, 3, 4, 5]
+    assert [a.error_message for a in attempts] == [f"planned failure {n} of 9" for n in range(1, 6)]
+    assert all(a.error_class == "DemoFailure" and a.traceback for a in attempts)
+    run = run_of(app, run_id)
+    assert run.next_attempt_at is None and run.finished_at is not None
+    assert run.error == "DemoFailure: planned failure 5 of 9"
+
+
+def test_manual_retry_starts_a_new_series_and_keeps_history(
+    app: Jobyard, start_workers: Callable[..., WorkerProcesses]
+) -> None:
+    run_id = enqueue("demo.fail", {"times": 1}, app=app)
+    with app.engine.begin() as conn:  # make it fail at once: a single attempt allowed
+        conn.execute(Run.__table__.update().where(Run.__table__.c.id == run_id).values(max_attempts=1))
+    start_workers(1)
+    wait_for(status_is(app, run_id, "failed"), timeout=30, what="first series to fail")
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "retry", run_id, "--by", "alice"],
+        env={**os.environ, **app.child_env()}, cwd=REPO, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    wait_for(status_is(app, run_id, "completed", "failed"), timeout=30, what="second series to end")
+    run = run_of(app, run_id)
+    # Attempts start over: attempt 1 of series 2 succeeds because demo.fail counts per series... it
+    # fails on attempt 1 again (times=1) and max_attempts stays 1, so the second series fails too.
+    assert run.series == 2 and run.retried_by == "alice" and run.retried_at is not None
+    assert [(a.series, a.number) for a in attempts_of(app, run_id)] == [(1, 1), (2, 1)]
+    with app.sessions() as session:
+        lines = [line.message for line in session.scalars(select(RunLog).where(RunLog.run_id == run_id))]
+    assert "retried by alice (attempt series 2)" in lines
+
+
+def test_sigkill_mid_job_counts_as_a_died_attempt_and_another_worker_finishes(
+    app: Jobyard, start_workers: Callable[..., WorkerProcesses]
+) -> None:
+    run_id = enqueue("demo.sleep", {"seconds": 3}, app=app)
+    first = start_workers(1)
+    wait_for(status_is(app, run_id, "running"), timeout=30, what="the run to start")
+    [attempt] = attempts_of(app, run_id)
+    with app.sessions() as session:
+        victim = session.get(WorkerRecord, attempt.worker)
+        assert victim is not None
+        victim_pid = victim.pid
+    # Kill the whole first host (supervisor and worker) so that only the second one can take over.
+    first.kill()
+    wait_for(lambda: process_gone(victim_pid), timeout=10, what="the killed worker to disappear")
+    start_workers(1)  # its supervisor reconciles: the silent worker is declared dead after 3 s
+    wait_for(status_is(app, run_id, "completed"), timeout=60, what="the second worker to finish the run")
+    attempts = attempts_of(app, run_id)
+    assert [(a.number, a.outcome, a.error_class) for a in attempts] == [
+        (1, "died", "WorkerDied"), (2, "completed", None),
+    ]
+    assert attempts[0].worker == attempt.worker != attempts[1].worker
+    assert f"worker {attempt.worker} died" in (attempts[0].error_message or "")
