@@ -1,6 +1,6 @@
 """One plain RQ SimpleWorker in burst mode, the baseline of bench/throughput.py.
 
-    python -m bench.plain_worker --name plain-0 --queues plain --redis-url redis://127.0.0.1:6379/14
+python -m bench.plain_worker --name plain-0 --queues plain --redis-url redis://127.0.0.1:6379/14
 """
 
 from __future__ import annotations

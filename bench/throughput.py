@@ -154,28 +154,27 @@ class Bench:
         self.plain_queue.enqueue_many(data)
 
     def jobyard_commands(self) -> list[list[str]]:
-        return [[sys.executable, "-m", "workers.process", "--name", f"bench-{i}", "--queues", JOBYARD_QUEUE,
-                 "--burst"] for i in range(self.workers)]
+        return [
+            [sys.executable, "-m", "workers.process", "--name", f"bench-{i}", "--queues", JOBYARD_QUEUE, "--burst"]
+            for i in range(self.workers)
+        ]
 
     def plain_commands(self) -> list[list[str]]:
-        return [[sys.executable, "-m", "bench.plain_worker", "--name", f"plain-{i}", "--queues", PLAIN_QUEUE,
-                 "--redis-url", self.app.redis_url, "--log-level", self.plain_log_level]
-                for i in range(self.workers)]
+        base = [sys.executable, "-m", "bench.plain_worker", "--queues", PLAIN_QUEUE, "--redis-url", self.app.redis_url]
+        return [[*base, "--log-level", self.plain_log_level, "--name", f"plain-{i}"] for i in range(self.workers)]
 
     def enqueue_single(self, n: int) -> Row:
         reset(self.app)
         jobyard = timed(lambda: [enqueue("demo.noop", app=self.app) for _ in range(n)])
-        plain = timed(lambda: [self.plain_queue.enqueue("bench.plain_jobs.noop", result_ttl=RESULT_TTL_S,
-                                                        job_timeout=120) for _ in range(n)])
-        return Row(f"enqueue, single (N={n})", rate(n, jobyard), rate(n, plain),
-                   f"{jobyard:.2f}s vs {plain:.2f}s")
+        options: dict[str, Any] = {"result_ttl": RESULT_TTL_S, "job_timeout": 120}
+        plain = timed(lambda: [self.plain_queue.enqueue("bench.plain_jobs.noop", **options) for _ in range(n)])
+        return Row(f"enqueue, single (N={n})", rate(n, jobyard), rate(n, plain), f"{jobyard:.2f}s vs {plain:.2f}s")
 
     def enqueue_bulk(self, n: int) -> Row:
         reset(self.app)
         jobyard = timed(lambda: enqueue_many([EnqueueRequest("demo.noop")] * n, app=self.app))
         plain = timed(lambda: self.plain_enqueue_many("bench.plain_jobs.noop", n))
-        return Row(f"enqueue, bulk (N={n})", rate(n, jobyard), rate(n, plain),
-                   f"{jobyard:.2f}s vs {plain:.2f}s")
+        return Row(f"enqueue, bulk (N={n})", rate(n, jobyard), rate(n, plain), f"{jobyard:.2f}s vs {plain:.2f}s")
 
     def jobyard_done(self) -> int:
         return self.count("SELECT count(*) FROM runs WHERE status = 'completed'")
@@ -189,33 +188,40 @@ class Bench:
         attempts = self.count("SELECT count(*) FROM run_attempts")
         open_runs = self.count("SELECT count(*) FROM runs WHERE status <> 'completed'")
         ok = completed == distinct == attempts == n and open_runs == 0
-        return (f"{'OK' if ok else 'FAILED'}: {completed} completed attempts over {distinct} runs, "
-                f"{attempts} attempts in all, {open_runs} runs not completed (want {n}/{n}/{n}/0)")
+        return (
+            f"{'OK' if ok else 'FAILED'}: {completed} completed attempts over {distinct} runs, "
+            f"{attempts} attempts in all, {open_runs} runs not completed (want {n}/{n}/{n}/0)"
+        )
 
     def verify_plain(self, n: int) -> str:
         failed = int(self.app.redis.zcard(self.plain_queue.failed_job_registry.key))
         finished, queued = self.plain_done(), self.plain_queue.count
         ok = finished == n and failed == 0 and queued == 0
-        return (f"{'OK' if ok else 'FAILED'}: {finished} finished, {failed} failed, {queued} still queued "
-                f"(want {n}/0/0)")
+        return f"{'OK' if ok else 'FAILED'}: {finished} finished, {failed} failed, {queued} still queued (want {n}/0/0)"
 
-    def drain_pair(self, label: str, n: int, jobyard: EnqueueRequest, plain_func: str,
-                   plain_args: list[Any] | None) -> Row:
+    def drain_pair(
+        self, label: str, n: int, jobyard: EnqueueRequest, plain_func: str, plain_args: list[Any] | None
+    ) -> Row:
         reset(self.app)
         enqueue_many([jobyard] * n, app=self.app)
-        j_s, j_done = drain(self.jobyard_commands(), self.jobyard_env, self.log, self.jobyard_done, n,
-                            f"jobyard {label}")
+        j_s, j_done = drain(
+            self.jobyard_commands(), self.jobyard_env, self.log, self.jobyard_done, n, f"jobyard {label}"
+        )
         print(f"  check jobyard {label}: {self.verify_jobyard(n)}")
         reset(self.app)
         self.plain_enqueue_many(plain_func, n, plain_args)
-        p_s, p_done = drain(self.plain_commands(), self.plain_env, self.log, self.plain_done, n,
-                            f"plain rq {label}")
+        p_s, p_done = drain(self.plain_commands(), self.plain_env, self.log, self.plain_done, n, f"plain rq {label}")
         print(f"  check plain rq {label}: {self.verify_plain(n)}")
-        return Row(f"drain {label} (N={n}, W={self.workers})", rate(j_done, j_s), rate(p_done, p_s),
-                   f"{j_s:.2f}s vs {p_s:.2f}s wall")
+        return Row(
+            f"drain {label} (N={n}, W={self.workers})",
+            rate(j_done, j_s),
+            rate(p_done, p_s),
+            f"{j_s:.2f}s vs {p_s:.2f}s wall",
+        )
 
     def idle_startup(self, repeat: int = 3) -> tuple[float, float]:
         """Median wall time for W burst workers to start, find nothing and stop: the fixed cost of a drain."""
+
         def once(commands: list[list[str]], env: dict[str, str]) -> float:
             reset(self.app)
             return timed(lambda: [proc.wait() for proc in spawn(commands, env, self.log)])
@@ -232,8 +238,13 @@ def machine_facts(app: Jobyard) -> list[str]:
     else:
         backend += " " + str(scalar(app.engine, "SHOW server_version"))
     redis_version = app.redis.info("server").get("redis_version", "?")
-    return [f"nproc: {os.cpu_count()}", f"python: {platform.python_version()} ({platform.platform()})",
-            f"database backend: {backend}", f"redis server: {redis_version}", f"rq: {rq.__version__}"]
+    return [
+        f"nproc: {os.cpu_count()}",
+        f"python: {platform.python_version()} ({platform.platform()})",
+        f"database backend: {backend}",
+        f"redis server: {redis_version}",
+        f"rq: {rq.__version__}",
+    ]
 
 
 def print_table(rows: list[Row]) -> None:
@@ -245,22 +256,24 @@ def print_table(rows: list[Row]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000, help="jobs per measure (bulk enqueue uses 5N)")
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="FLUSHDB'd at start")
     parser.add_argument("--workers", type=int, default=2, help="worker processes per drain")
-    parser.add_argument("--plain-log-level", default="WARNING",
-                        help="log level of the plain RQ workers (Jobyard workers always log at INFO)")
+    parser.add_argument(
+        "--plain-log-level",
+        default="WARNING",
+        help="log level of the plain RQ workers (Jobyard workers always log at INFO)",
+    )
     args = parser.parse_args(argv)
     n, sleep_n = args.n, max(100, args.n // 10)
     with tempfile.TemporaryDirectory(prefix="jobyard-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        with provisioned_database(args.database_url, tmp) as database_url, \
-                open(tmp / "workers.log", "w") as log:
-            settings = Settings(data_dir=tmp / "var", database_url=database_url, redis_url=args.redis_url,
-                                secret_key="bench-secret")
+        with provisioned_database(args.database_url, tmp) as database_url, open(tmp / "workers.log", "w") as log:
+            settings = Settings(
+                data_dir=tmp / "var", database_url=database_url, redis_url=args.redis_url, secret_key="bench-secret"
+            )
             with Jobyard(settings) as app:
                 app.redis.flushdb()
                 upgrade(app.engine)
@@ -273,11 +286,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {rows[-1].measure}: done")
                 rows.append(bench.enqueue_bulk(5 * n))
                 print(f"  {rows[-1].measure}: done")
-                rows.append(bench.drain_pair("no-op", n, EnqueueRequest("demo.noop"),
-                                             "bench.plain_jobs.noop", None))
-                rows.append(bench.drain_pair("100 ms jobs", sleep_n,
-                                             EnqueueRequest("demo.sleep", {"seconds": 0.1}),
-                                             "bench.plain_jobs.sleep", [0.1]))
+                rows.append(bench.drain_pair("no-op", n, EnqueueRequest("demo.noop"), "bench.plain_jobs.noop", None))
+                rows.append(
+                    bench.drain_pair(
+                        "100 ms jobs",
+                        sleep_n,
+                        EnqueueRequest("demo.sleep", {"seconds": 0.1}),
+                        "bench.plain_jobs.sleep",
+                        [0.1],
+                    )
+                )
                 idle_j, idle_p = bench.idle_startup()
                 reset(app)
                 bench.observer.dispose()
@@ -285,13 +303,19 @@ def main(argv: list[str] | None = None) -> int:
             log_lines = len((tmp / "workers.log").read_text().splitlines())
         print("\n## results\n")
         print_table(rows)
-        print(f"\nNotes:\n- drains: wall time from starting {args.workers} worker processes together "
-              "until the last job is done; nothing subtracted: process start-up is included for both sides.")
-        print(f"- start-up + shutdown of {args.workers} idle burst workers (no jobs, median of 3): "
-              f"jobyard {idle_j:.2f}s, plain rq {idle_p:.2f}s.")
+        print(
+            f"\nNotes:\n- drains: wall time from starting {args.workers} worker processes together "
+            "until the last job is done; nothing subtracted: process start-up is included for both sides."
+        )
+        print(
+            f"- start-up + shutdown of {args.workers} idle burst workers (no jobs, median of 3): "
+            f"jobyard {idle_j:.2f}s, plain rq {idle_p:.2f}s."
+        )
         print(f"- 100 ms ceiling with {args.workers} workers: {args.workers / 0.1:.0f} jobs/s.")
-        print(f"- Jobyard workers log at INFO (workers/process.py), plain rq workers at "
-              f"{args.plain_log_level}; all worker output went to a log file ({log_lines} lines).")
+        print(
+            f"- Jobyard workers log at INFO (workers/process.py), plain rq workers at "
+            f"{args.plain_log_level}; all worker output went to a log file ({log_lines} lines)."
+        )
         print("- each phase starts from an empty Redis DB and empty run tables.")
     return 0
 

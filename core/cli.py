@@ -133,16 +133,26 @@ def _parse_at(value: str | None) -> datetime | None:
 @click.option("--json", "as_json", is_flag=True)
 @with_app
 def enqueue(
-    app: Jobyard, job_type: str, params: tuple[str, ...], queue: str | None, at_text: str | None,
-    triggered_by: str | None, domain: str | None, as_json: bool,
+    app: Jobyard,
+    job_type: str,
+    params: tuple[str, ...],
+    queue: str | None,
+    at_text: str | None,
+    triggered_by: str | None,
+    domain: str | None,
+    as_json: bool,
 ) -> None:
     """Enqueue a run of JOB_TYPE with key=value PARAMS; prints the run id."""
     from jobs.enqueue import EnqueueRequest, enqueue_many
     from jobs.params import InvalidJobRequest
 
     request = EnqueueRequest(
-        job_type, _parse_assignments(params), queue, _parse_at(at_text),
-        triggered_by or f"cli:{getpass.getuser()}", domain,
+        job_type,
+        _parse_assignments(params),
+        queue,
+        _parse_at(at_text),
+        triggered_by or f"cli:{getpass.getuser()}",
+        domain,
     )
     try:
         [run_id] = enqueue_many([request], app=app, from_text=True)
@@ -169,8 +179,10 @@ def runs(app: Jobyard, status: str | None, type_name: str | None, limit: int, as
         _echo_json(rows)
         return
     for r in rows:
-        click.echo(f"{r['id']}  {r['type']:<24} {r['status']:<24} attempts {r['attempts']}/{r['max_attempts']}"
-                   f"  {r['created_at']}")
+        click.echo(
+            f"{r['id']}  {r['type']:<24} {r['status']:<24} attempts {r['attempts']}/{r['max_attempts']}"
+            f"  {r['created_at']}"
+        )
 
 
 @cli.command()
@@ -188,8 +200,19 @@ def show(app: Jobyard, run_id: str, as_json: bool) -> None:
         _echo_json(detail)
         return
     click.echo(f"run {detail['id']}  {detail['type']}  {detail['status']}")
-    for key in ("queue", "params", "triggered_by", "created_at", "started_at", "finished_at",
-                "next_attempt_at", "retried_by", "retried_at", "result", "error"):
+    for key in (
+        "queue",
+        "params",
+        "triggered_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "next_attempt_at",
+        "retried_by",
+        "retried_at",
+        "result",
+        "error",
+    ):
         if detail[key] not in (None, {}):
             click.echo(f"  {key:<16} {detail[key]}")
     progress = detail["progress"]
@@ -197,8 +220,10 @@ def show(app: Jobyard, run_id: str, as_json: bool) -> None:
         click.echo(f"  progress         {progress['done']}/{progress['total']} {progress['message'] or ''}")
     for a in detail["attempt_history"]:
         error = f"  {a['error_class']}: {a['error_message']}" if a["error_class"] else ""
-        click.echo(f"  attempt {a['series']}.{a['number']:<3} {a['outcome'] or 'running':<10} {a['worker']}"
-                   f"  {a['started_at']} → {a['finished_at'] or '…'}{error}")
+        click.echo(
+            f"  attempt {a['series']}.{a['number']:<3} {a['outcome'] or 'running':<10} {a['worker']}"
+            f"  {a['started_at']} → {a['finished_at'] or '…'}{error}"
+        )
     for line in detail["logs"]:
         click.echo(f"  log {line['at']} {line['level']:<7} {line['message']}")
 
@@ -208,11 +233,17 @@ def show(app: Jobyard, run_id: str, as_json: bool) -> None:
 def types(as_json: bool) -> None:
     """List the declared job types."""
     app = _app(click.get_current_context())
-    declared = [
+    declared: list[dict[str, Any]] = [
         {
-            "name": t.name, "title": t.title, "description": t.description, "queue": t.queue,
-            "max_attempts": t.retry.max_attempts, "backoff_base_s": t.retry.backoff_base_s,
-            "timeout_s": t.timeout_s, "exclusive": t.exclusive, "params": t.schema(),
+            "name": t.name,
+            "title": t.title,
+            "description": t.description,
+            "queue": t.queue,
+            "max_attempts": t.retry.max_attempts,
+            "backoff_base_s": t.retry.backoff_base_s,
+            "timeout_s": t.timeout_s,
+            "exclusive": t.exclusive,
+            "params": t.schema(),
         }
         for t in app.registry
     ]
@@ -270,8 +301,7 @@ def _queue_list(value: str) -> list[str]:
 
 @cli.command()
 @click.option("--queues", default=defaults.DEFAULT_QUEUE, show_default=True, help="Comma-separated queue names.")
-@click.option("--processes", default=defaults.DEFAULT_WORKER_PROCESSES, show_default=True,
-              type=click.IntRange(1, 256))
+@click.option("--processes", default=defaults.DEFAULT_WORKER_PROCESSES, show_default=True, type=click.IntRange(1, 256))
 @click.option("--burst", is_flag=True, help="Stop when no run on these queues is left to do.")
 @with_app
 def worker(app: Jobyard, queues: str, processes: int, burst: bool) -> None:
@@ -293,8 +323,7 @@ def scheduler(app: Jobyard) -> None:
 
 
 @cli.command()
-@click.option("--processes", default=defaults.DEFAULT_WORKER_PROCESSES, show_default=True,
-              type=click.IntRange(1, 64))
+@click.option("--processes", default=defaults.DEFAULT_WORKER_PROCESSES, show_default=True, type=click.IntRange(1, 64))
 @click.option("--demo/--no-demo", default=True, show_default=True, help="Enqueue the demo runs.")
 @click.option("--until-done", is_flag=True, help="Exit once the demo runs have finished.")
 def up(processes: int, demo: bool, until_done: bool) -> None:

@@ -36,8 +36,10 @@ def _line(detail: dict[str, Any]) -> str:
         filled = int(20 * progress["done"] / progress["total"])
         bar = f" [{'#' * filled}{'.' * (20 - filled)}] {progress['done']}/{progress['total']}"
     retry = f" next attempt {detail['next_attempt_at'][11:19]}" if detail["next_attempt_at"] else ""
-    return (f"{detail['id'][:8]} {detail['type']:<14} {detail['status']:<10} "
-            f"attempt {detail['attempts']}/{detail['max_attempts']}{bar}{retry}")
+    return (
+        f"{detail['id'][:8]} {detail['type']:<14} {detail['status']:<10} "
+        f"attempt {detail['attempts']}/{detail['max_attempts']}{bar}{retry}"
+    )
 
 
 def bring_up(app: Jobyard, *, processes: int, demo: bool, until_done: bool) -> int:

@@ -9,13 +9,12 @@ from sqlalchemy import insert, select, update
 from core.db import utcnow
 from jobs.dispatch import Delivery
 from jobs.enqueue import push_quietly
-from jobs.models import Run, RunLog
+from jobs.models import run_logs_table
+from jobs.models import runs_table as runs
 from jobs.status import RETRYABLE_BY_HAND, RunStatus
 
 if TYPE_CHECKING:
     from core.app import Jobyard
-
-runs = Run.__table__
 
 
 class RunNotFound(LookupError):
@@ -38,9 +37,16 @@ def retry_run(app: Jobyard, run_id: str, *, by: str) -> None:
             update(runs)
             .where(runs.c.id == run_id, runs.c.status.in_(list(RETRYABLE_BY_HAND)))
             .values(
-                status=RunStatus.PENDING, series=runs.c.series + 1, attempt_count=0, error=None,
-                finished_at=None, next_attempt_at=None, result=None, dispatched_at=now,
-                retried_by=by, retried_at=now,
+                status=RunStatus.PENDING,
+                series=runs.c.series + 1,
+                attempt_count=0,
+                error=None,
+                finished_at=None,
+                next_attempt_at=None,
+                result=None,
+                dispatched_at=now,
+                retried_by=by,
+                retried_at=now,
             )
             .returning(runs.c.type, runs.c.queue, runs.c.timeout_s, runs.c.series)
         ).first()
@@ -50,7 +56,7 @@ def retry_run(app: Jobyard, run_id: str, *, by: str) -> None:
                 raise RunNotFound(run_id)
             raise RunNotRetryable(run_id, status)
         conn.execute(
-            insert(RunLog.__table__).values(
+            insert(run_logs_table).values(
                 run_id=run_id, at=now, level="info", message=f"retried by {by} (attempt series {row.series})"
             )
         )

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, update
 
 from core.db import utcnow
-from jobs.models import Run, RunLog
+from jobs.models import run_logs_table, runs_table
 
 LEVELS = ("info", "warning", "error")
 _PY_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -32,16 +32,14 @@ class JobContext:
         if message is not None:
             values["progress_message"] = message[:500]
         with self.engine.begin() as conn:
-            conn.execute(update(Run.__table__).where(Run.__table__.c.id == self.run_id).values(**values))
+            conn.execute(update(runs_table).where(runs_table.c.id == self.run_id).values(**values))
 
     def log(self, level: str, message: str) -> None:
         if level not in LEVELS:
             raise ValueError(f"log level must be one of {', '.join(LEVELS)}")
         log.log(_PY_LEVELS[level], "%s %s: %s", self.type, self.run_id, message)
         with self.engine.begin() as conn:
-            conn.execute(
-                insert(RunLog.__table__).values(run_id=self.run_id, at=utcnow(), level=level, message=message)
-            )
+            conn.execute(insert(run_logs_table).values(run_id=self.run_id, at=utcnow(), level=level, message=message))
 
     def info(self, message: str) -> None:
         self.log("info", message)

@@ -12,11 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
-from rq.queue import EnqueueData
 from rq.job import Job, JobStatus
+from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from core import defaults
@@ -47,15 +49,6 @@ class Dispatcher:
             self._queues[name] = queue
         return queue
 
-    def _job_options(self, delivery: Delivery) -> dict[str, object]:
-        return {
-            # RQ's death penalty is what enforces the per-attempt limit.
-            "timeout": delivery.timeout_s,
-            "result_ttl": defaults.RQ_RESULT_TTL_S,
-            "failure_ttl": defaults.RQ_FAILURE_TTL_S,
-            "description": f"{delivery.type} run {delivery.run_id}",
-        }
-
     def push(self, deliveries: Sequence[Delivery]) -> None:
         """Puts runs on their queues (or RQ's scheduled registry) in one round trip."""
         if not deliveries:
@@ -66,31 +59,49 @@ class Dispatcher:
                 queue = self.queue(delivery.queue)
                 # A run pushed again (reconciler, manual retry) may still sit in an old registry.
                 self._forget_registries(queue, delivery.run_id, pipe)
+                description = f"{delivery.type} run {delivery.run_id}"
+                # RQ's death penalty (timeout) is what enforces the per-attempt limit.
                 if delivery.at is None:
                     now_by_queue[delivery.queue].append(
-                        Queue.prepare_data(ENTRYPOINT, args=[delivery.run_id], job_id=delivery.run_id,
-                                           **self._job_options(delivery))  # type: ignore[arg-type]
+                        Queue.prepare_data(
+                            ENTRYPOINT,
+                            args=[delivery.run_id],
+                            job_id=delivery.run_id,
+                            timeout=delivery.timeout_s,
+                            result_ttl=defaults.RQ_RESULT_TTL_S,
+                            failure_ttl=defaults.RQ_FAILURE_TTL_S,
+                            description=description,
+                        )
                     )
                     continue
-                job = Job.create(ENTRYPOINT, args=[delivery.run_id], id=delivery.run_id,
-                                 connection=self.connection, serializer=JSONSerializer,
-                                 **self._job_options(delivery))  # type: ignore[arg-type]
+                job = Job.create(
+                    ENTRYPOINT,
+                    args=[delivery.run_id],
+                    id=delivery.run_id,
+                    connection=self.connection,
+                    serializer=JSONSerializer,
+                    timeout=delivery.timeout_s,
+                    result_ttl=defaults.RQ_RESULT_TTL_S,
+                    failure_ttl=defaults.RQ_FAILURE_TTL_S,
+                    description=description,
+                )
                 queue.schedule_job(job, delivery.at, pipeline=pipe)
             for name, datas in now_by_queue.items():
                 self.queue(name).enqueue_many(datas, pipeline=pipe)
             pipe.execute()
 
-    def _forget_registries(self, queue: Queue, run_id: str, pipe: object) -> None:
+    def _forget_registries(self, queue: Queue, run_id: str, pipe: Pipeline) -> None:
         for registry in (queue.failed_job_registry, queue.finished_job_registry, queue.scheduled_job_registry):
-            registry.remove(run_id, pipeline=pipe)  # type: ignore[arg-type]
+            registry.remove(run_id, pipeline=pipe)
 
     def forget_execution(self, queue_name: str, run_id: str) -> None:
         """Drops a dead worker's claim on a run from RQ's started registry."""
         registry = self.queue(queue_name).started_job_registry
         with self.connection.pipeline() as pipe:
-            for entry in self.connection.zrange(registry.key, 0, -1):
-                text = entry.decode() if isinstance(entry, bytes) else str(entry)
-                if text.split(":", 1)[0] == run_id:
+            entries = cast(list[bytes], self.connection.zrange(registry.key, 0, -1))
+            for entry in entries:
+                # Entries are "<job id>:<execution id>".
+                if entry.decode().split(":", 1)[0] == run_id:
                     pipe.zrem(registry.key, entry)
             pipe.execute()
 

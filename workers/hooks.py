@@ -28,8 +28,12 @@ class LogAttempts(Hook):
             return
         log.warning(
             "%s %s attempt %d: %s (%s: %s)%s",
-            claim.type, claim.run_id, claim.attempt, outcome.status.value,
-            outcome.failure.error_class, outcome.failure.message,
+            claim.type,
+            claim.run_id,
+            claim.attempt,
+            outcome.status.value,
+            outcome.failure.error_class,
+            outcome.failure.message,
             f", next attempt at {outcome.next_attempt_at:%H:%M:%S}" if outcome.next_attempt_at else "",
         )
 

@@ -16,10 +16,9 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.db import utcnow
-from workers.models import WorkerRecord
+from workers.models import workers_table as workers
 
 log = logging.getLogger(__name__)
-workers = WorkerRecord.__table__
 
 
 def register(engine: Engine, name: str, queues: list[str]) -> None:
@@ -27,8 +26,13 @@ def register(engine: Engine, name: str, queues: list[str]) -> None:
     with engine.begin() as conn:
         conn.execute(
             insert(workers).values(
-                name=name, hostname=socket.gethostname(), pid=os.getpid(), queues=",".join(queues),
-                started_at=now, last_seen_at=now, stopped_at=None,
+                name=name,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                queues=",".join(queues),
+                started_at=now,
+                last_seen_at=now,
+                stopped_at=None,
             )
         )
 
@@ -41,9 +45,7 @@ def beat(engine: Engine, name: str) -> None:
 def mark_stopped(engine: Engine, name: str) -> None:
     with engine.begin() as conn:
         conn.execute(
-            update(workers)
-            .where(workers.c.name == name, workers.c.stopped_at.is_(None))
-            .values(stopped_at=utcnow())
+            update(workers).where(workers.c.name == name, workers.c.stopped_at.is_(None)).values(stopped_at=utcnow())
         )
 
 

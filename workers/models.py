@@ -9,8 +9,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, UTCDateTime
@@ -37,3 +38,7 @@ class RefusedJob(Base):
     worker: Mapped[str] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+workers_table = cast(Table, WorkerRecord.__table__)
+refused_jobs_table = cast(Table, RefusedJob.__table__)

@@ -22,7 +22,8 @@ from sqlalchemy import select, update
 from core import defaults
 from core.db import utcnow
 from jobs.dispatch import Delivery
-from jobs.models import Attempt, Run
+from jobs.models import attempts_table as attempts
+from jobs.models import runs_table as runs
 from jobs.retry import RetryPolicy
 from jobs.status import AWAITING_DISPATCH, RunStatus
 from workers import liveness
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobyard.reconciler")
 LOCK_KEY = "jobyard:reconciler:lock"
 BATCH = 1000
-runs = Run.__table__
-attempts = Attempt.__table__
 
 
 @dataclass
@@ -115,8 +114,9 @@ def _fail_died_attempt(app: Jobyard, recorder: RunRecorder, claim: Claim, report
     try:
         app.dispatcher.forget_execution(claim.queue, claim.run_id)
         if outcome.status is RunStatus.RETRYING:
-            app.dispatcher.push([Delivery(claim.run_id, claim.type, claim.queue, claim.timeout_s,
-                                          outcome.next_attempt_at)])
+            app.dispatcher.push(
+                [Delivery(claim.run_id, claim.type, claim.queue, claim.timeout_s, outcome.next_attempt_at)]
+            )
     except RedisError:
         log.warning("Redis unavailable; run %s will be pushed on a later pass", claim.run_id)
 
@@ -126,10 +126,18 @@ def _repush_missing(app: Jobyard, older_than: datetime, now: datetime, report: R
     while True:
         with app.engine.connect() as conn:
             rows = conn.execute(
-                select(runs.c.id, runs.c.type, runs.c.queue, runs.c.timeout_s, runs.c.status,
-                       runs.c.scheduled_for, runs.c.next_attempt_at)
-                .where(runs.c.status.in_(list(AWAITING_DISPATCH)), runs.c.dispatched_at <= older_than,
-                       runs.c.id > last_id)
+                select(
+                    runs.c.id,
+                    runs.c.type,
+                    runs.c.queue,
+                    runs.c.timeout_s,
+                    runs.c.status,
+                    runs.c.scheduled_for,
+                    runs.c.next_attempt_at,
+                )
+                .where(
+                    runs.c.status.in_(list(AWAITING_DISPATCH)), runs.c.dispatched_at <= older_than, runs.c.id > last_id
+                )
                 .order_by(runs.c.id)
                 .limit(BATCH)
             ).all()

@@ -11,13 +11,11 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from core.db import utcnow
-from jobs.models import Attempt, Run, RunLog
+from jobs.models import attempts_table as attempts
+from jobs.models import run_logs_table as run_logs
+from jobs.models import runs_table as runs
 from jobs.retry import RetryPolicy
 from jobs.status import CLAIMABLE, RunStatus
-
-runs = Run.__table__
-attempts = Attempt.__table__
-run_logs = RunLog.__table__
 
 
 @dataclass(frozen=True)
@@ -80,8 +78,13 @@ class RunRecorder:
                     next_attempt_at=None,
                 )
                 .returning(
-                    runs.c.type, runs.c.queue, runs.c.params, runs.c.series, runs.c.attempt_count,
-                    runs.c.max_attempts, runs.c.timeout_s,
+                    runs.c.type,
+                    runs.c.queue,
+                    runs.c.params,
+                    runs.c.series,
+                    runs.c.attempt_count,
+                    runs.c.max_attempts,
+                    runs.c.timeout_s,
                 )
             ).first()
             if row is None:
@@ -92,9 +95,16 @@ class RunRecorder:
                 )
             )
         return Claim(
-            run_id=run_id, type=row.type, queue=row.queue, params=row.params, series=row.series,
-            attempt=row.attempt_count, max_attempts=row.max_attempts, timeout_s=row.timeout_s,
-            worker=worker, started_at=now,
+            run_id=run_id,
+            type=row.type,
+            queue=row.queue,
+            params=row.params,
+            series=row.series,
+            attempt=row.attempt_count,
+            max_attempts=row.max_attempts,
+            timeout_s=row.timeout_s,
+            worker=worker,
+            started_at=now,
         )
 
     def complete(self, claim: Claim, result: Any, status: RunStatus = RunStatus.COMPLETED) -> Outcome:
@@ -105,11 +115,7 @@ class RunRecorder:
                 .where(runs.c.id == claim.run_id, runs.c.status == RunStatus.RUNNING)
                 .values(status=status, finished_at=now, result=result, error=None)
             )
-            conn.execute(
-                update(attempts)
-                .where(*self._attempt_key(claim))
-                .values(finished_at=now, outcome="completed")
-            )
+            conn.execute(update(attempts).where(*self._attempt_key(claim)).values(finished_at=now, outcome="completed"))
         return Outcome(status)
 
     def fail(self, claim: Claim, failure: Failure, policy: RetryPolicy | None) -> Outcome | None:
@@ -172,9 +178,16 @@ class RunRecorder:
         if row is None:
             return None
         return Claim(
-            run_id=row.id, type=row.type, queue=row.queue, params=row.params, series=row.series,
-            attempt=row.attempt_count, max_attempts=row.max_attempts, timeout_s=row.timeout_s,
-            worker=row.worker, started_at=row.attempt_started_at,
+            run_id=row.id,
+            type=row.type,
+            queue=row.queue,
+            params=row.params,
+            series=row.series,
+            attempt=row.attempt_count,
+            max_attempts=row.max_attempts,
+            timeout_s=row.timeout_s,
+            worker=row.worker,
+            started_at=row.attempt_started_at,
         )
 
     @staticmethod

@@ -95,9 +95,9 @@ class Supervisor:
     def _unfinished_work(self) -> bool:
         with self.app.engine.connect() as conn:
             count = conn.execute(
-                select(func.count()).select_from(Run).where(
-                    Run.status.in_(list(UNFINISHED)), Run.queue.in_(self.queues)
-                )
+                select(func.count())
+                .select_from(Run)
+                .where(Run.status.in_(list(UNFINISHED)), Run.queue.in_(self.queues))
             ).scalar_one()
         return bool(count)
 

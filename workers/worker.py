@@ -31,7 +31,7 @@ from jobs.status import RunStatus
 from workers import liveness
 from workers.entrypoint import ActiveAttempt, current_attempt
 from workers.hooks import DEFAULT_HOOKS, Hook, run_hooks_after
-from workers.models import RefusedJob
+from workers.models import refused_jobs_table
 from workers.recording import Claim, Failure, RunRecorder
 
 if TYPE_CHECKING:
@@ -67,18 +67,16 @@ class JobyardWorker(SimpleWorker):
     # -- lifecycle -------------------------------------------------------------------------------
 
     def register_birth(self) -> None:
-        super().register_birth()
+        super().register_birth()  # type: ignore[no-untyped-call]
         liveness.register(self.app.engine, self.name, self.queue_names())
-        self._heartbeat = liveness.Heartbeat(
-            self.app.engine, self.name, self.app.settings.worker_heartbeat_interval_s
-        )
+        self._heartbeat = liveness.Heartbeat(self.app.engine, self.name, self.app.settings.worker_heartbeat_interval_s)
         self._heartbeat.start()
 
     def register_death(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.stop()
         liveness.mark_stopped(self.app.engine, self.name)
-        super().register_death()
+        super().register_death()  # type: ignore[no-untyped-call]
 
     # -- admission: only Jobyard runs, only JSON --------------------------------------------------
 
@@ -136,7 +134,7 @@ class JobyardWorker(SimpleWorker):
         log.error("refused job %s on %s: %s", job_id, queue.name, reason)
         with self.app.engine.begin() as conn:
             conn.execute(
-                insert(RefusedJob.__table__).values(
+                insert(refused_jobs_table).values(
                     rq_job_id=job_id[:200], queue=queue.name, worker=self.name, reason=reason, at=utcnow()
                 )
             )
@@ -149,9 +147,7 @@ class JobyardWorker(SimpleWorker):
 
     # -- outcomes --------------------------------------------------------------------------------
 
-    def handle_exception(
-        self, job: Job, *exc_info: type[BaseException] | BaseException | TracebackType | None
-    ) -> None:
+    def handle_exception(self, job: Job, *exc_info: type[BaseException] | BaseException | TracebackType | None) -> None:
         exc = exc_info[1]
         if isinstance(exc, BaseException):
             outcome = "timeout" if isinstance(exc, JobTimeoutException) else "failed"
@@ -175,8 +171,12 @@ class JobyardWorker(SimpleWorker):
         if active is None:
             super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
             return
-        failure = self._failure or Failure("failed", "Error", exc_string.strip().splitlines()[-1:][0]
-                                           if exc_string.strip() else "unknown error", exc_string)
+        failure = self._failure or Failure(
+            "failed",
+            "Error",
+            exc_string.strip().splitlines()[-1:][0] if exc_string.strip() else "unknown error",
+            exc_string,
+        )
         outcome = self.recorder.fail(active.claim, failure, self._policy(active.claim))
         if outcome is not None and outcome.status is RunStatus.RETRYING and outcome.next_attempt_at:
             # Let RQ put the job in its scheduled registry; its scheduler brings it back when due.

@@ -1,6 +1,7 @@
 """Alembic environment: migrates the database of the URL the caller put in the config."""
 
 from alembic import context
+from sqlalchemy.engine import Connection
 
 import jobs.models  # noqa: F401  (registers tables)
 import workers.models  # noqa: F401
@@ -11,8 +12,12 @@ target_metadata = Base.metadata
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
-                      literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        render_as_batch=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 
@@ -28,7 +33,7 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
-def _run(connection):  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     # render_as_batch lets later migrations alter SQLite tables (copy-and-move).
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():

@@ -49,7 +49,11 @@ def test_redis_emptied_under_queued_and_retrying_runs(
 
     result = subprocess.run(
         [sys.executable, "-m", "core.cli", "reconcile", "--grace", "0", "--json"],
-        env={**os.environ, **app.child_env()}, cwd=REPO, capture_output=True, text=True, check=False,
+        env={**os.environ, **app.child_env()},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert '"repushed"' in result.stdout and len(Queue("default", connection=app.redis)) == 20
@@ -59,9 +63,7 @@ def test_redis_emptied_under_queued_and_retrying_runs(
     per_run = completed_attempts_per_run(app)
     assert set(per_run.values()) == {1} and len(per_run) == 25
     with app.engine.connect() as conn:
-        flaky_attempts = Counter(
-            conn.execute(select(Attempt.run_id).where(Attempt.run_id.in_(flaky))).scalars()
-        )
+        flaky_attempts = Counter(conn.execute(select(Attempt.run_id).where(Attempt.run_id.in_(flaky))).scalars())
     assert set(flaky_attempts.values()) == {2}
 
 
@@ -88,9 +90,7 @@ def test_redis_restarted_empty_while_workers_run(
     assert set(per_run.values()) == {1} and set(per_run) == set(slow) | set(counted)
 
 
-def test_two_thousand_runs_on_two_worker_processes(
-    app: Jobyard, start_workers: Callable[..., WorkerProcesses]
-) -> None:
+def test_two_thousand_runs_on_two_worker_processes(app: Jobyard, start_workers: Callable[..., WorkerProcesses]) -> None:
     ids = enqueue_many([EnqueueRequest("demo.noop")] * 2000, app=app)
     start_workers(2)
     wait_for(all_completed(app, 2000), timeout=240, interval=0.5, what="2,000 runs to complete")

@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from itertools import pairwise
 
 from sqlalchemy import select
 
 from core.app import Jobyard
-from jobs.actions import retry_run
 from jobs.enqueue import enqueue
 from jobs.models import Attempt, Run, RunLog
 from tests.conftest import REPO, WorkerProcesses, wait_for
@@ -26,9 +26,9 @@ def run_of(app: Jobyard, run_id: str) -> Run:
 
 def attempts_of(app: Jobyard, run_id: str) -> list[Attempt]:
     with app.sessions() as session:
-        return list(session.scalars(
-            select(Attempt).where(Attempt.run_id == run_id).order_by(Attempt.series, Attempt.number)
-        ))
+        return list(
+            session.scalars(select(Attempt).where(Attempt.run_id == run_id).order_by(Attempt.series, Attempt.number))
+        )
 
 
 def process_gone(pid: int) -> bool:
@@ -57,7 +57,7 @@ def test_fail_twice_then_complete_with_growing_gaps(
     assert [a.outcome for a in attempts] == ["failed", "failed", "completed"]
     gaps = [
         (later.started_at - earlier.finished_at).total_seconds()
-        for earlier, later in zip(attempts, attempts[1:], strict=False)
+        for earlier, later in pairwise(attempts)
         if earlier.finished_at
     ]
     # Backoff base 1 s, doubling: ~1 s then ~2 s (RQ's scheduler works in whole seconds).
@@ -90,13 +90,17 @@ def test_manual_retry_starts_a_new_series_and_keeps_history(
     wait_for(status_is(app, run_id, "failed"), timeout=30, what="first series to fail")
     result = subprocess.run(
         [sys.executable, "-m", "core.cli", "retry", run_id, "--by", "alice"],
-        env={**os.environ, **app.child_env()}, cwd=REPO, capture_output=True, text=True, check=False,
+        env={**os.environ, **app.child_env()},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     wait_for(status_is(app, run_id, "completed", "failed"), timeout=30, what="second series to end")
     run = run_of(app, run_id)
-    # Attempts start over: attempt 1 of series 2 succeeds because demo.fail counts per series... it
-    # fails on attempt 1 again (times=1) and max_attempts stays 1, so the second series fails too.
+    # Attempts start over: demo.fail counts attempts per series, so with times=1 and a single attempt
+    # allowed the second series fails too, and both series stay in the history.
     assert run.series == 2 and run.retried_by == "alice" and run.retried_at is not None
     assert [(a.series, a.number) for a in attempts_of(app, run_id)] == [(1, 1), (2, 1)]
     with app.sessions() as session:
@@ -122,7 +126,8 @@ def test_sigkill_mid_job_counts_as_a_died_attempt_and_another_worker_finishes(
     wait_for(status_is(app, run_id, "completed"), timeout=60, what="the second worker to finish the run")
     attempts = attempts_of(app, run_id)
     assert [(a.number, a.outcome, a.error_class) for a in attempts] == [
-        (1, "died", "WorkerDied"), (2, "completed", None),
+        (1, "died", "WorkerDied"),
+        (2, "completed", None),
     ]
     assert attempts[0].worker == attempt.worker != attempts[1].worker
     assert f"worker {attempt.worker} died" in (attempts[0].error_message or "")

@@ -51,8 +51,10 @@ def test_enqueue_show_runs_types(invoke: object, app: Jobyard) -> None:
     ("args", "message"),
     [
         (("enqueue", "demo.nope"), "type: unknown job type 'demo.nope'"),
-        (("enqueue", "demo.fail", "times=x", "extra=1"),
-         "times: must be a integer, got 'x'; extra: is not a parameter of this job type"),
+        (
+            ("enqueue", "demo.fail", "times=x", "extra=1"),
+            "times: must be a integer, got 'x'; extra: is not a parameter of this job type",
+        ),
         (("enqueue", "demo.fail", "times"), "parameters are key=value, got 'times'"),
         (("enqueue", "demo.noop", "--at", "tomorrow"), "--at must be an ISO 8601 time"),
         (("show", "nope"), "no run 'nope'"),
@@ -77,7 +79,9 @@ def test_retrying_a_completed_run_is_refused(invoke: object, app: Jobyard) -> No
     assert f"run {run_id} is completed; only failed or cancelled runs can be retried" in result.output
 
 
-def test_unmigrated_database_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server_url: str) -> None:
+def test_unmigrated_database_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server_url: str
+) -> None:
     monkeypatch.setenv("JOBYARD_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.sqlite3'}")
     monkeypatch.setenv("JOBYARD_REDIS_URL", redis_server_url)
     result = CliRunner().invoke(cli, ["runs"])

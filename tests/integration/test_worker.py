@@ -64,7 +64,9 @@ def test_a_failed_attempt_is_stored_and_the_run_waits_for_its_retry(app: Jobyard
     assert 0.5 <= (run.next_attempt_at - before).total_seconds() <= 3  # backoff base 1 s
     [attempt] = attempts
     assert (attempt.outcome, attempt.error_class, attempt.error_message) == (
-        "failed", "DemoFailure", "planned failure 1 of 1",
+        "failed",
+        "DemoFailure",
+        "planned failure 1 of 1",
     )
     assert attempt.traceback is not None and "DemoFailure" in attempt.traceback
     # No worker sleeps through the wait: RQ's scheduled registry holds the run.
@@ -78,7 +80,8 @@ def test_the_per_attempt_timeout_is_enforced(app: Jobyard) -> None:
     run, attempts = load(app, run_id)
     assert run.status == "failed"
     assert [(a.outcome, a.error_class) for a in attempts] == [
-        ("timeout", "JobTimeoutException"), ("timeout", "JobTimeoutException"),
+        ("timeout", "JobTimeoutException"),
+        ("timeout", "JobTimeoutException"),
     ]
     assert all((a.finished_at - a.started_at).total_seconds() < 5 for a in attempts if a.finished_at)
 

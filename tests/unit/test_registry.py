@@ -46,8 +46,9 @@ def test_a_name_cannot_be_declared_twice() -> None:
 def test_schema_lists_required_and_secret_params() -> None:
     registry = Registry()
 
-    @job_type("test.schema", title="x", params=[Param("a", int), Param("b", str, secret=True, default="")],
-              registry=registry)
+    @job_type(
+        "test.schema", title="x", params=[Param("a", int), Param("b", str, secret=True, default="")], registry=registry
+    )
     def schema(ctx: object, a: int, b: str) -> None:
         return None
 

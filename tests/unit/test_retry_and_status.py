@@ -38,5 +38,8 @@ def test_final_statuses_only_leave_through_a_manual_retry() -> None:
 
 def test_running_is_reached_only_from_startable_statuses() -> None:
     assert sources_of(RunStatus.RUNNING) == {
-        RunStatus.SCHEDULED, RunStatus.PENDING, RunStatus.WAITING, RunStatus.RETRYING,
+        RunStatus.SCHEDULED,
+        RunStatus.PENDING,
+        RunStatus.WAITING,
+        RunStatus.RETRYING,
     }
