@@ -204,20 +204,14 @@ class Bench:
     ) -> Row:
         reset(self.app)
         enqueue_many([jobyard] * n, app=self.app)
-        j_s, j_done = drain(
-            self.jobyard_commands(), self.jobyard_env, self.log, self.jobyard_done, n, f"jobyard {label}"
-        )
+        j_s, j_done = drain(self.jobyard_commands(), self.jobyard_env, self.log, self.jobyard_done, n, label)
         print(f"  check jobyard {label}: {self.verify_jobyard(n)}")
         reset(self.app)
         self.plain_enqueue_many(plain_func, n, plain_args)
-        p_s, p_done = drain(self.plain_commands(), self.plain_env, self.log, self.plain_done, n, f"plain rq {label}")
+        p_s, p_done = drain(self.plain_commands(), self.plain_env, self.log, self.plain_done, n, label)
         print(f"  check plain rq {label}: {self.verify_plain(n)}")
-        return Row(
-            f"drain {label} (N={n}, W={self.workers})",
-            rate(j_done, j_s),
-            rate(p_done, p_s),
-            f"{j_s:.2f}s vs {p_s:.2f}s wall",
-        )
+        measure = f"drain {label} (N={n}, W={self.workers})"
+        return Row(measure, rate(j_done, j_s), rate(p_done, p_s), f"{j_s:.2f}s vs {p_s:.2f}s wall")
 
     def idle_startup(self, repeat: int = 3) -> tuple[float, float]:
         """Median wall time for W burst workers to start, find nothing and stop: the fixed cost of a drain."""
@@ -261,11 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="FLUSHDB'd at start")
     parser.add_argument("--workers", type=int, default=2, help="worker processes per drain")
-    parser.add_argument(
-        "--plain-log-level",
-        default="WARNING",
-        help="log level of the plain RQ workers (Jobyard workers always log at INFO)",
-    )
+    parser.add_argument("--plain-log-level", default="WARNING", help="of the plain RQ workers (Jobyard's: INFO)")
     args = parser.parse_args(argv)
     n, sleep_n = args.n, max(100, args.n // 10)
     with tempfile.TemporaryDirectory(prefix="jobyard-bench-") as tmp_name:
@@ -287,15 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(bench.enqueue_bulk(5 * n))
                 print(f"  {rows[-1].measure}: done")
                 rows.append(bench.drain_pair("no-op", n, EnqueueRequest("demo.noop"), "bench.plain_jobs.noop", None))
-                rows.append(
-                    bench.drain_pair(
-                        "100 ms jobs",
-                        sleep_n,
-                        EnqueueRequest("demo.sleep", {"seconds": 0.1}),
-                        "bench.plain_jobs.sleep",
-                        [0.1],
-                    )
-                )
+                sleep = EnqueueRequest("demo.sleep", {"seconds": 0.1})
+                rows.append(bench.drain_pair("100 ms jobs", sleep_n, sleep, "bench.plain_jobs.sleep", [0.1]))
                 idle_j, idle_p = bench.idle_startup()
                 reset(app)
                 bench.observer.dispose()
@@ -303,20 +286,18 @@ def main(argv: list[str] | None = None) -> int:
             log_lines = len((tmp / "workers.log").read_text().splitlines())
         print("\n## results\n")
         print_table(rows)
-        print(
-            f"\nNotes:\n- drains: wall time from starting {args.workers} worker processes together "
-            "until the last job is done; nothing subtracted: process start-up is included for both sides."
-        )
-        print(
-            f"- start-up + shutdown of {args.workers} idle burst workers (no jobs, median of 3): "
-            f"jobyard {idle_j:.2f}s, plain rq {idle_p:.2f}s."
-        )
-        print(f"- 100 ms ceiling with {args.workers} workers: {args.workers / 0.1:.0f} jobs/s.")
-        print(
-            f"- Jobyard workers log at INFO (workers/process.py), plain rq workers at "
-            f"{args.plain_log_level}; all worker output went to a log file ({log_lines} lines)."
-        )
-        print("- each phase starts from an empty Redis DB and empty run tables.")
+        w = args.workers
+        notes = [
+            f"drains: wall time from starting {w} worker processes together until the last job is done; "
+            "nothing subtracted: process start-up is included for both sides.",
+            f"start-up + shutdown of {w} idle burst workers (no jobs, median of 3): "
+            f"jobyard {idle_j:.2f}s, plain rq {idle_p:.2f}s.",
+            f"100 ms ceiling with {w} workers: {w / 0.1:.0f} jobs/s.",
+            f"Jobyard workers log at INFO (workers/process.py), plain rq workers at {args.plain_log_level}; "
+            f"all worker output went to a log file ({log_lines} lines).",
+            "each phase starts from an empty Redis DB and empty run tables.",
+        ]
+        print("\nNotes:\n" + "\n".join(f"- {note}" for note in notes))
     return 0
 
 

@@ -313,6 +313,19 @@ def worker(app: Jobyard, queues: str, processes: int, burst: bool) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@with_app
+def web(app: Jobyard, host: str, port: int) -> None:
+    """Run the web process."""
+    from werkzeug.serving import run_simple
+
+    from dashboard.app import create_app
+
+    run_simple(host, port, create_app(app), threaded=True)
+
+
+@cli.command()
 @with_app
 def scheduler(app: Jobyard) -> None:
     """Run the scheduler process."""
