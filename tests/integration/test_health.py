@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-
 from core.app import Jobyard
 from core.settings import Settings
 from dashboard.app import create_app
