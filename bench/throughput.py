@@ -103,7 +103,7 @@ def drain(
     commands: list[list[str]], env: dict[str, str], log: TextIO, done: Callable[[], int], n: int, what: str
 ) -> tuple[float, int]:
     """Starts the worker processes together, polls `done()` until it reaches n; returns (wall s, done)."""
-    timeout_s = 120 + n
+    timeout_s, what = 120 + n, f"{what} ({commands[0][2]})"  # e.g. "no-op (workers.process)"
     started = time.perf_counter()
     procs = spawn(commands, env, log)
     finished = 0
