@@ -25,6 +25,8 @@ RECONCILE_INTERVAL_S = 10.0
 # A run younger than this may sit between its SQL commit and its Redis push; leave it alone.
 RECONCILE_GRACE_S = 5.0
 RECONCILE_LOCK_TTL_S = 60
+# A run queued this long is looked up in its queue list, in case a worker died between popping and starting it.
+RECONCILE_VERIFY_QUEUED_AFTER_S = 60.0
 
 # Storage
 DATA_DIR = "var"

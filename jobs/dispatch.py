@@ -9,7 +9,7 @@ only argument: the type and parameters are read from SQL by the worker, never tr
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -105,8 +105,13 @@ class Dispatcher:
                     pipe.zrem(registry.key, entry)
             pipe.execute()
 
-    def held(self, runs: Iterable[tuple[str, str]]) -> set[str]:
-        """Of (run id, queue) pairs, the runs that RQ still holds for delivery."""
+    def held(self, runs: Iterable[tuple[str, str]], *, verify_queued: Collection[str] = ()) -> set[str]:
+        """Of (run id, queue) pairs, the runs that RQ still holds for delivery.
+
+        For ids in `verify_queued`, a "queued" status is checked against the queue itself: a worker that
+        died between popping a job and starting it leaves the status saying queued with the job nowhere.
+        LPOS scans from the head, where old jobs sit, so the check is cheap unless the job is really lost.
+        """
         runs = list(runs)
         if not runs:
             return set()
@@ -116,13 +121,20 @@ class Dispatcher:
                 pipe.zscore(self.queue(queue).scheduled_job_registry.key, run_id)
             replies = pipe.execute()
         held = set()
-        for index, (run_id, _queue) in enumerate(runs):
-            status, score = replies[2 * index], replies[2 * index + 1]
-            if status is None or status.decode() not in HELD_STATUSES:
+        for index, (run_id, queue) in enumerate(runs):
+            raw_status, score = replies[2 * index], replies[2 * index + 1]
+            status = raw_status.decode() if raw_status is not None else None
+            if status not in HELD_STATUSES:
                 continue
             # "scheduled" in the hash is true only while the registry has it (a promoter may have died
             # between taking it out and queueing it).
-            if status.decode() == JobStatus.SCHEDULED and score is None:
+            if status == JobStatus.SCHEDULED and score is None:
+                continue
+            if status == JobStatus.QUEUED and run_id in verify_queued and not self._in_queue(queue, run_id):
                 continue
             held.add(run_id)
         return held
+
+    def _in_queue(self, queue_name: str, run_id: str) -> bool:
+        queue = self.queue(queue_name)
+        return any(self.connection.lpos(key, run_id) is not None for key in (queue.key, queue.intermediate_queue_key))

@@ -134,6 +134,7 @@ def _repush_missing(app: Jobyard, older_than: datetime, now: datetime, report: R
                     runs.c.status,
                     runs.c.scheduled_for,
                     runs.c.next_attempt_at,
+                    runs.c.dispatched_at,
                 )
                 .where(
                     runs.c.status.in_(list(AWAITING_DISPATCH)), runs.c.dispatched_at <= older_than, runs.c.id > last_id
@@ -144,7 +145,11 @@ def _repush_missing(app: Jobyard, older_than: datetime, now: datetime, report: R
         if not rows:
             return
         last_id = rows[-1].id
-        held = app.dispatcher.held((r.id, r.queue) for r in rows)
+        verify_before = now - timedelta(seconds=defaults.RECONCILE_VERIFY_QUEUED_AFTER_S)
+        held = app.dispatcher.held(
+            ((r.id, r.queue) for r in rows),
+            verify_queued={r.id for r in rows if r.dispatched_at <= verify_before},
+        )
         missing = [r for r in rows if r.id not in held]
         if not missing:
             continue

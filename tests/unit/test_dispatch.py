@@ -35,3 +35,12 @@ def test_a_later_delivery_goes_to_the_scheduled_registry() -> None:
     assert dispatcher.held([("r2", "mail")]) == {"r2"}
     connection.zrem("rq:scheduled:mail", "r2")  # taken out by a promoter that then died
     assert dispatcher.held([("r2", "mail")]) == set()
+
+
+def test_a_queued_job_missing_from_its_list_is_not_held_when_verified() -> None:
+    connection = fakeredis.FakeRedis()
+    dispatcher = Dispatcher(connection)
+    dispatcher.push([Delivery("r3", "demo.noop", "default", 60)])
+    connection.lpop("rq:queue:default")  # popped by a worker that died before starting it
+    assert dispatcher.held([("r3", "default")]) == {"r3"}  # the status alone still says queued
+    assert dispatcher.held([("r3", "default")], verify_queued={"r3"}) == set()
