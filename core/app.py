@@ -15,9 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core import embedded_redis
 from core.db import make_engine, make_session_factory
+from core.hotsql import HotSQL
 from core.settings import Settings
 from jobs.dispatch import Dispatcher
 from jobs.registry import Registry, load_job_modules
+from scheduler.clock import Clock
 
 
 class NoJobyard(RuntimeError):
@@ -66,6 +68,14 @@ class Jobyard:
     def dispatcher(self) -> Dispatcher:
         return Dispatcher(self.redis)
 
+    @cached_property
+    def hot(self) -> HotSQL:
+        return HotSQL(self.engine)
+
+    @cached_property
+    def clock(self) -> Clock:
+        return Clock(self.redis)
+
     def child_env(self) -> dict[str, str]:
         """Environment for a child process so that it reaches the same database and Redis."""
         env = self.settings.as_env()
@@ -73,6 +83,8 @@ class Jobyard:
         return env
 
     def close(self) -> None:
+        if "hot" in self.__dict__:
+            self.hot.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
         if "redis" in self.__dict__:

@@ -37,3 +37,10 @@ EMBEDDED_REDIS_START_TIMEOUT_S = 10.0
 
 # Bulk enqueue writes rows in batches of this many.
 ENQUEUE_BATCH_SIZE = 1000
+
+# Scheduling
+SCHEDULER_POLL_INTERVAL_S = 1  # rq-scheduler's poll; its lock lives this long plus 10 s
+# A due time fired later than this counts as a misfire (the scheduler was down or overloaded).
+SCHEDULE_MISFIRE_GRACE_S = 10.0
+# Due schedules fired per transaction, so that 10,000 schedules due at once start without waiting for all.
+SCHEDULE_FIRE_BATCH = 500

@@ -15,11 +15,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from redis import RedisError
-from sqlalchemy import event, insert
+from sqlalchemy import event, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core import defaults
 from core.db import utcnow
+from core.hotsql import HotSQL, Runner
 from jobs.dispatch import Delivery, Dispatcher
 from jobs.models import runs_table
 from jobs.params import FieldError, InvalidJobRequest, resolve_type, seal_secrets, validate_params
@@ -41,6 +44,9 @@ class EnqueueRequest:
     at: datetime | None = None
     triggered_by: str | None = None
     domain: str | None = None
+    # A second request with the same key creates nothing and returns the first run's id.
+    idempotency_key: str | None = None
+    schedule_id: int | None = None
 
 
 def _prepare(
@@ -76,15 +82,17 @@ def _prepare(
         "series": 1,
         "max_attempts": declared.retry.max_attempts,
         "timeout_s": declared.timeout_s,
+        "schedule_id": request.schedule_id,
+        "idempotency_key": request.idempotency_key,
     }
     delivery = Delivery(run_id, declared.name, queue, declared.timeout_s, request.at if later else None)
     return row, delivery
 
 
-def push_quietly(dispatcher: Dispatcher, deliveries: Sequence[Delivery]) -> None:
+def push_quietly(dispatcher: Dispatcher, deliveries: Sequence[Delivery], *, fresh: bool = False) -> None:
     """Pushes committed runs; a Redis outage leaves them pending for the reconciler."""
     try:
-        dispatcher.push(deliveries)
+        dispatcher.push(deliveries, fresh=fresh)
     except RedisError:
         log.warning("Redis unavailable; %d committed run(s) wait for the reconciler", len(deliveries), exc_info=True)
 
@@ -98,7 +106,7 @@ def _defer_to_commit(session: Session, dispatcher: Dispatcher, deliveries: list[
         def _push(sess: Session) -> None:
             ready = list(sess.info.get(_PENDING_KEY, []))
             sess.info[_PENDING_KEY] = []
-            push_quietly(dispatcher, ready)
+            push_quietly(dispatcher, ready, fresh=True)
 
         @event.listens_for(session, "after_rollback")
         def _drop(sess: Session) -> None:
@@ -138,17 +146,63 @@ def enqueue_many(
         raise InvalidJobRequest(errors)
     if not rows:
         return []
-    statement = insert(runs_table)
     if session is not None:
-        for start in range(0, len(rows), defaults.ENQUEUE_BATCH_SIZE):
-            session.execute(statement, rows[start : start + defaults.ENQUEUE_BATCH_SIZE])
-        _defer_to_commit(session, app.dispatcher, deliveries)
+        ids = _insert(Runner(session.connection(), app.hot.postgres), app.hot, rows)
+        _defer_to_commit(session, app.dispatcher, [d for d in deliveries if d.run_id in ids.inserted])
     else:
-        with app.engine.begin() as conn:
-            for start in range(0, len(rows), defaults.ENQUEUE_BATCH_SIZE):
-                conn.execute(statement, rows[start : start + defaults.ENQUEUE_BATCH_SIZE])
-        push_quietly(app.dispatcher, deliveries)
-    return [row["id"] for row in rows]
+        with app.hot.transaction() as sql:
+            ids = _insert(sql, app.hot, rows)
+        push_quietly(app.dispatcher, [d for d in deliveries if d.run_id in ids.inserted], fresh=True)
+    return ids.in_order
+
+
+@dataclass(frozen=True)
+class _Inserted:
+    in_order: list[str]  # per request: its new run, or the run that already held its idempotency key
+    inserted: set[str]
+
+
+_COLUMNS = (
+    "id", "type", "queue", "status", "params", "domain", "triggered_by", "created_at", "dispatched_at",
+    "scheduled_for", "attempt_count", "series", "max_attempts", "timeout_s", "schedule_id", "idempotency_key",
+)  # fmt: skip
+_INSERT_RUN = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+
+
+def _insert(sql: Runner, hot: HotSQL, rows: list[dict[str, Any]]) -> _Inserted:
+    plain = [r for r in rows if r["idempotency_key"] is None]
+    keyed = [r for r in rows if r["idempotency_key"] is not None]
+    if plain:
+        sql(
+            _INSERT_RUN,
+            [
+                {
+                    **r,
+                    "params": hot.json(r["params"]),
+                    "created_at": hot.ts(r["created_at"]),
+                    "dispatched_at": hot.ts(r["dispatched_at"]),
+                    "scheduled_for": hot.ts(r["scheduled_for"]),
+                }
+                for r in plain
+            ],
+        )
+    if not keyed:
+        return _Inserted([r["id"] for r in rows], {r["id"] for r in rows})
+    conn = sql.conn
+    dialect_insert = postgresql_insert if hot.postgres else sqlite_insert
+    statement = dialect_insert(runs_table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    for start in range(0, len(keyed), defaults.ENQUEUE_BATCH_SIZE):
+        conn.execute(statement, keyed[start : start + defaults.ENQUEUE_BATCH_SIZE])
+    holders = dict(
+        conn.execute(
+            select(runs_table.c.idempotency_key, runs_table.c.id).where(
+                runs_table.c.idempotency_key.in_({r["idempotency_key"] for r in keyed})
+            )
+        ).all()
+    )
+    in_order = [r["id"] if r["idempotency_key"] is None else holders[r["idempotency_key"]] for r in rows]
+    won = {r["id"] for r in keyed if holders[r["idempotency_key"]] == r["id"]}
+    return _Inserted(in_order, {r["id"] for r in plain} | won)
 
 
 def enqueue(
@@ -160,11 +214,12 @@ def enqueue(
     session: Session | None = None,
     triggered_by: str | None = None,
     domain: str | None = None,
+    idempotency_key: str | None = None,
     app: Jobyard | None = None,
 ) -> str:
     """Enqueues one run of a declared job type and returns its id.
 
     Raises InvalidJobRequest naming every bad field; nothing is stored then.
     """
-    request = EnqueueRequest(type, params, queue, at, triggered_by, domain)
+    request = EnqueueRequest(type, params, queue, at, triggered_by, domain, idempotency_key)
     return enqueue_many([request], session=session, app=app)[0]

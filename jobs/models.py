@@ -46,10 +46,15 @@ class Run(Base):
     progress_message: Mapped[str | None] = mapped_column(String(500))
     retried_by: Mapped[str | None] = mapped_column(String(200))
     retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    schedule_id: Mapped[int | None] = mapped_column(Integer)
+    # A producer's key (a schedule's: "schedule:<id>:<due time>"); a second enqueue with it returns the first run.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         Index("ix_runs_status_dispatched_at", "status", "dispatched_at"),
         Index("ix_runs_type_created_at", "type", "created_at"),
+        Index("ix_runs_schedule_id_created_at", "schedule_id", "created_at"),
+        Index("uq_runs_idempotency_key", "idempotency_key", unique=True),
     )
 
 

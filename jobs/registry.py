@@ -16,6 +16,7 @@ from typing import Any
 
 from core import defaults
 from jobs.retry import RetryPolicy
+from scheduler.triggers import Trigger
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 PARAM_TYPES: tuple[type, ...] = (str, int, float, bool, list, dict)
@@ -67,6 +68,8 @@ class JobType:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout_s: int = defaults.DEFAULT_TIMEOUT_S
     exclusive: bool = False
+    # Created as an `automatic` schedule at start unless one exists; an operator's change wins.
+    default_schedule: Trigger | None = None
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -133,6 +136,7 @@ def job_type(
     backoff_max_s: float = defaults.DEFAULT_BACKOFF_MAX_S,
     timeout_s: int = defaults.DEFAULT_TIMEOUT_S,
     exclusive: bool = False,
+    default_schedule: Trigger | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     if not NAME_PATTERN.match(name):
@@ -155,6 +159,7 @@ def job_type(
             retry=RetryPolicy(max_attempts, backoff_base_s, backoff_max_s),
             timeout_s=timeout_s,
             exclusive=exclusive,
+            default_schedule=default_schedule,
         )
         (registry if registry is not None else REGISTRY).add(declared)
         func.job_type = declared  # type: ignore[attr-defined]

@@ -1,19 +1,65 @@
-"""`jobyard scheduler`: the long-running process that runs the reconciler periodically."""
+"""`jobyard scheduler`: the process that fires schedules and keeps Redis in step with SQL.
+
+Every poll (≤ 1 s) it takes rq-scheduler's lock, fires the schedules whose entries are due, and moves
+their entries on. Periodically it re-syncs every entry with SQL, promotes due retries and runs the
+reconciler. Any number may run: the lock keeps one polling at a time, and the idempotency of each
+firing keeps a replay from firing twice.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
+import time
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from rq import Queue
+
+from core import defaults
+from core.db import utcnow
+from scheduler import schedules
+from scheduler.firing import fire_due
+from workers.promoter import promote_due
 from workers.reconciler import reconcile_if_free
 
 if TYPE_CHECKING:
     from core.app import Jobyard
 
 log = logging.getLogger("jobyard.scheduler")
+
+
+def tick(app: Jobyard) -> int:
+    """One poll: fires what is due. Returns how many runs it created."""
+    clock = app.clock
+    now = utcnow()
+    due = clock.due(now)
+    created = 0
+    for start in range(0, len(due), defaults.SCHEDULE_FIRE_BATCH):
+        batch = due[start : start + defaults.SCHEDULE_FIRE_BATCH]
+        firings = fire_due(app, batch, now)
+        created += len(firings)
+        clock.move({f.schedule_id: f.next_run_at for f in firings if f.next_run_at is not None})
+        for firing in firings:
+            if firing.next_run_at is None:
+                clock.drop(firing.schedule_id)
+        # Any other due entry was stale (schedule edited, disabled, fired elsewhere): re-read it from SQL.
+        fired = {f.schedule_id for f in firings}
+        for schedule_id in set(batch) - fired:
+            try:
+                clock.put(schedules.get_by_id(app, schedule_id))
+            except schedules.ScheduleNotFound:
+                clock.drop(schedule_id)
+        if fired:
+            log.info("fired %d schedule(s)", len(fired))
+    return created
+
+
+def resync(app: Jobyard) -> None:
+    app.clock.sync(schedules.list_all(app))
 
 
 def run_scheduler(app: Jobyard, *, stop: threading.Event | None = None) -> None:
@@ -26,10 +72,34 @@ def run_scheduler(app: Jobyard, *, stop: threading.Event | None = None) -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _request_stop)
         signal.signal(signal.SIGINT, _request_stop)
-    log.info("scheduler started; reconciling every %.1fs", app.settings.reconcile_interval_s)
-    while not stop.is_set():
-        try:
-            reconcile_if_free(app)
-        except Exception:
-            log.exception("reconciler pass failed; will try again")
-        stop.wait(app.settings.reconcile_interval_s)
+
+    created, _gone = schedules.ensure_defaults(app)  # it logs what it removes
+    for type_name in created:
+        log.info("created the default schedule of %s", type_name)
+    resync(app)
+    rq_scheduler = app.clock.scheduler
+    rq_scheduler.name = f"jobyard-{socket.gethostname()}-{os.getpid()}"
+    rq_scheduler.register_birth()
+    log.info("scheduler started; polling every %ss", defaults.SCHEDULER_POLL_INTERVAL_S)
+    next_housekeeping = 0.0
+    try:
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                rq_scheduler.heartbeat()
+                if rq_scheduler.acquire_lock():
+                    try:
+                        tick(app)
+                    finally:
+                        rq_scheduler.remove_lock()
+                if started >= next_housekeeping:
+                    resync(app)
+                    promote_due(app.dispatcher, [q.name for q in Queue.all(connection=app.redis)])
+                    reconcile_if_free(app)
+                    next_housekeeping = started + app.settings.reconcile_interval_s
+            except Exception:
+                log.exception("scheduler pass failed; will try again")
+            stop.wait(max(0.0, defaults.SCHEDULER_POLL_INTERVAL_S - (time.monotonic() - started)))
+    finally:
+        rq_scheduler.remove_lock()
+        rq_scheduler.register_death()

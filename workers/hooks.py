@@ -7,13 +7,22 @@ policy that observes attempts: logging here, metrics, audit and notifications as
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
+from jobs.status import RunStatus
 from workers.recording import Claim, Outcome
 
+if TYPE_CHECKING:
+    from core.app import Jobyard
+
 log = logging.getLogger("jobyard.worker")
+SUCCESSFUL = (RunStatus.COMPLETED, RunStatus.COMPLETED_WITH_WARNINGS)
 
 
 class Hook:
+    def __init__(self, app: Jobyard) -> None:
+        self.app = app
+
     def before_attempt(self, claim: Claim) -> None:
         """Called after the attempt is recorded as started, before the job function runs."""
 
@@ -38,7 +47,17 @@ class LogAttempts(Hook):
         )
 
 
-DEFAULT_HOOKS: tuple[type[Hook], ...] = (LogAttempts,)
+class FireDependents(Hook):
+    """Starts the schedules that follow a job type ("after X completes successfully")."""
+
+    def after_attempt(self, claim: Claim, outcome: Outcome) -> None:
+        if outcome.status in SUCCESSFUL:
+            from scheduler.firing import fire_dependents
+
+            fire_dependents(self.app, claim.type, claim.run_id)
+
+
+DEFAULT_HOOKS: tuple[type[Hook], ...] = (LogAttempts, FireDependents)
 
 
 def run_hooks_after(hooks: list[Hook], claim: Claim, outcome: Outcome) -> None:

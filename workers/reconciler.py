@@ -26,8 +26,8 @@ from jobs.models import attempts_table as attempts
 from jobs.models import runs_table as runs
 from jobs.retry import RetryPolicy
 from jobs.status import AWAITING_DISPATCH, RunStatus
-from workers import liveness
-from workers.recording import Claim, Failure, RunRecorder
+from workers import exclusive, liveness
+from workers.recording import Claim, Failure, RunRecorder, recorder_for
 
 if TYPE_CHECKING:
     from core.app import Jobyard
@@ -51,6 +51,7 @@ def reconcile(app: Jobyard, *, grace_s: float | None = None, now: datetime | Non
     grace_s = app.settings.reconcile_grace_s if grace_s is None else grace_s
     report = ReconcileReport()
     _settle_dead_workers(app, now, report)
+    _wake_waiting(app, now, report)
     _repush_missing(app, now - timedelta(seconds=grace_s), now, report)
     if report.repushed or report.died:
         log.info("reconciled: %d pushed again, %d attempts of dead workers", len(report.repushed), len(report.died))
@@ -92,7 +93,7 @@ def _settle_dead_workers(app: Jobyard, now: datetime, report: ReconcileReport) -
     if not rows:
         return
     dead = liveness.dead_workers(app.engine, {r.worker for r in rows}, app.settings.worker_dead_after_s, now)
-    recorder = RunRecorder(app.engine)
+    recorder = recorder_for(app)
     for row in rows:
         if row.worker not in dead:
             continue
@@ -113,12 +114,22 @@ def _fail_died_attempt(app: Jobyard, recorder: RunRecorder, claim: Claim, report
     log.warning("run %s: worker %s died; run is now %s", claim.run_id, claim.worker, outcome.status.value)
     try:
         app.dispatcher.forget_execution(claim.queue, claim.run_id)
+        app.dispatcher.push(outcome.woken)
         if outcome.status is RunStatus.RETRYING:
             app.dispatcher.push(
                 [Delivery(claim.run_id, claim.type, claim.queue, claim.timeout_s, outcome.next_attempt_at)]
             )
     except RedisError:
         log.warning("Redis unavailable; run %s will be pushed on a later pass", claim.run_id)
+
+
+def _wake_waiting(app: Jobyard, now: datetime, report: ReconcileReport) -> None:
+    """A waiting run of an exclusive type whose lock is free (its holder settled without waking it)."""
+    with app.engine.begin() as conn:
+        woken = [d for t in exclusive.waiting_types(conn) if (d := exclusive.wake_one(conn, t, now)) is not None]
+    if woken:
+        app.dispatcher.push(woken)
+        report.repushed.extend(d.run_id for d in woken)
 
 
 def _repush_missing(app: Jobyard, older_than: datetime, now: datetime, report: ReconcileReport) -> None:
@@ -153,11 +164,23 @@ def _repush_missing(app: Jobyard, older_than: datetime, now: datetime, report: R
         missing = [r for r in rows if r.id not in held]
         if not missing:
             continue
+        # Claim the re-push in SQL first: a run that started (or finished) since it was read is left alone.
+        with app.engine.begin() as conn:
+            still_waiting = {
+                row.id: row
+                for row in conn.execute(
+                    update(runs)
+                    .where(runs.c.id.in_([r.id for r in missing]), runs.c.status.in_(list(AWAITING_DISPATCH)))
+                    .values(dispatched_at=now)
+                    .returning(runs.c.id, runs.c.status, runs.c.scheduled_for, runs.c.next_attempt_at)
+                )
+            }
         deliveries = []
         for r in missing:
-            due = r.scheduled_for if r.status == RunStatus.SCHEDULED else r.next_attempt_at
+            current = still_waiting.get(r.id)
+            if current is None:
+                continue
+            due = current.scheduled_for if current.status == RunStatus.SCHEDULED else current.next_attempt_at
             deliveries.append(Delivery(r.id, r.type, r.queue, r.timeout_s, due if due and due > now else None))
         app.dispatcher.push(deliveries)
-        with app.engine.begin() as conn:
-            conn.execute(update(runs).where(runs.c.id.in_([r.id for r in missing])).values(dispatched_at=now))
-        report.repushed.extend(r.id for r in missing)
+        report.repushed.extend(d.run_id for d in deliveries)

@@ -3,19 +3,51 @@
 
 from __future__ import annotations
 
+import logging
 import traceback as tb
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from core.db import utcnow
+from core.hotsql import HotSQL
+from jobs.dispatch import Delivery
 from jobs.models import attempts_table as attempts
 from jobs.models import run_logs_table as run_logs
 from jobs.models import runs_table as runs
 from jobs.retry import RetryPolicy
 from jobs.status import CLAIMABLE, RunStatus
+from workers import exclusive
+
+log = logging.getLogger("jobyard.worker")
+
+if TYPE_CHECKING:
+    from core.app import Jobyard
+
+
+_STARTABLE = ", ".join(f"'{s.value}'" for s in sorted(CLAIMABLE))
+_CLAIM = f"""
+UPDATE runs SET status = 'running', attempt_count = attempt_count + 1, started_at = :now,
+                finished_at = NULL, next_attempt_at = NULL
+WHERE id = :id AND status IN ({_STARTABLE})
+RETURNING type, queue, params, series, attempt_count, max_attempts, timeout_s
+"""
+_WAIT = "UPDATE runs SET status = 'waiting', attempt_count = attempt_count - 1, started_at = NULL WHERE id = :id"
+_OPEN_ATTEMPT = """
+INSERT INTO run_attempts (run_id, series, number, worker, started_at)
+VALUES (:run_id, :series, :number, :worker, :now)
+"""
+_COMPLETE_RUN = """
+UPDATE runs SET status = :status, finished_at = :now, result = :result, error = NULL
+WHERE id = :id AND status = 'running'
+"""
+_COMPLETE_ATTEMPT = """
+UPDATE run_attempts SET finished_at = :now, outcome = 'completed'
+WHERE run_id = :id AND series = :series AND number = :number
+"""
 
 
 @dataclass(frozen=True)
@@ -56,49 +88,38 @@ class Outcome:
     status: RunStatus
     next_attempt_at: datetime | None = None
     failure: Failure | None = None
+    # Runs this outcome made ready (a waiting run of an exclusive type); push them after the commit.
+    woken: tuple[Delivery, ...] = ()
 
 
 class RunRecorder:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, hot: HotSQL, is_exclusive: Callable[[str], bool] = lambda _type: False) -> None:
+        self.hot = hot
+        self.engine = hot.engine
+        self.is_exclusive = is_exclusive
 
     def claim(self, run_id: str, worker: str) -> Claim | None:
         """Starts the next attempt, or returns None when the run is not in a startable state
         (a second copy of a delivery, a cancelled run, a run that no longer exists)."""
         now = utcnow()
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                update(runs)
-                .where(runs.c.id == run_id, runs.c.status.in_(list(CLAIMABLE)))
-                .values(
-                    status=RunStatus.RUNNING,
-                    attempt_count=runs.c.attempt_count + 1,
-                    started_at=now,
-                    finished_at=None,
-                    next_attempt_at=None,
-                )
-                .returning(
-                    runs.c.type,
-                    runs.c.queue,
-                    runs.c.params,
-                    runs.c.series,
-                    runs.c.attempt_count,
-                    runs.c.max_attempts,
-                    runs.c.timeout_s,
-                )
-            ).first()
+        at = self.hot.ts(now)
+        with self.hot.transaction() as sql:
+            row = sql(_CLAIM, {"id": run_id, "now": at}).first()
             if row is None:
                 return None
-            conn.execute(
-                insert(attempts).values(
-                    run_id=run_id, series=row.series, number=row.attempt_count, worker=worker, started_at=now
-                )
+            if self.is_exclusive(row.type) and not exclusive.take(sql.conn, row.type, run_id, now):
+                sql(_WAIT, {"id": run_id})
+                log.info("run %s waits: another %s run is executing", run_id, row.type)
+                return None
+            sql(
+                _OPEN_ATTEMPT,
+                {"run_id": run_id, "series": row.series, "number": row.attempt_count, "worker": worker, "now": at},
             )
         return Claim(
             run_id=run_id,
             type=row.type,
             queue=row.queue,
-            params=row.params,
+            params=self.hot.from_json(row.params),
             series=row.series,
             attempt=row.attempt_count,
             max_attempts=row.max_attempts,
@@ -109,14 +130,12 @@ class RunRecorder:
 
     def complete(self, claim: Claim, result: Any, status: RunStatus = RunStatus.COMPLETED) -> Outcome:
         now = utcnow()
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(runs)
-                .where(runs.c.id == claim.run_id, runs.c.status == RunStatus.RUNNING)
-                .values(status=status, finished_at=now, result=result, error=None)
-            )
-            conn.execute(update(attempts).where(*self._attempt_key(claim)).values(finished_at=now, outcome="completed"))
-        return Outcome(status)
+        at = self.hot.ts(now)
+        with self.hot.transaction() as sql:
+            sql(_COMPLETE_RUN, {"id": claim.run_id, "status": status.value, "now": at, "result": self.hot.json(result)})
+            sql(_COMPLETE_ATTEMPT, {"id": claim.run_id, "series": claim.series, "number": claim.attempt, "now": at})
+            woken = self._release(sql.conn, claim, now)
+        return Outcome(status, woken=woken)
 
     def fail(self, claim: Claim, failure: Failure, policy: RetryPolicy | None) -> Outcome | None:
         """Closes the attempt with its error and moves the run to retrying or failed per the policy.
@@ -156,7 +175,14 @@ class RunRecorder:
                     traceback=failure.traceback,
                 )
             )
-        return outcome
+            woken = self._release(conn, claim, now)
+        return replace(outcome, woken=woken)
+
+    def _release(self, conn: Connection, claim: Claim, now: datetime) -> tuple[Delivery, ...]:
+        if not self.is_exclusive(claim.type):
+            return ()
+        woken = exclusive.release(conn, claim.type, claim.run_id, now)
+        return (woken,) if woken is not None else ()
 
     def log(self, run_id: str, level: str, message: str) -> None:
         with self.engine.begin() as conn:
@@ -197,3 +223,11 @@ class RunRecorder:
             attempts.c.series == claim.series,
             attempts.c.number == claim.attempt,
         )
+
+
+def recorder_for(app: Jobyard) -> RunRecorder:
+    def is_exclusive(type_name: str) -> bool:
+        declared = app.registry.get(type_name)
+        return declared is not None and declared.exclusive
+
+    return RunRecorder(app.hot, is_exclusive)

@@ -26,13 +26,14 @@ from sqlalchemy import insert
 from core.db import utcnow
 from jobs.context import JobContext
 from jobs.dispatch import ENTRYPOINT
+from jobs.enqueue import push_quietly
 from jobs.retry import RetryPolicy
 from jobs.status import RunStatus
 from workers import liveness
 from workers.entrypoint import ActiveAttempt, current_attempt
 from workers.hooks import DEFAULT_HOOKS, Hook, run_hooks_after
 from workers.models import refused_jobs_table
-from workers.recording import Claim, Failure, RunRecorder
+from workers.recording import Claim, Failure, recorder_for
 
 if TYPE_CHECKING:
     from core.app import Jobyard
@@ -58,8 +59,8 @@ class JobyardWorker(SimpleWorker):
             **kwargs,
         )
         self.app = app
-        self.recorder = RunRecorder(app.engine)
-        self.hooks = list(hooks) if hooks is not None else [hook() for hook in DEFAULT_HOOKS]
+        self.recorder = recorder_for(app)
+        self.hooks = list(hooks) if hooks is not None else [hook(app) for hook in DEFAULT_HOOKS]
         self._active: ActiveAttempt | None = None
         self._failure: Failure | None = None
         self._heartbeat: liveness.Heartbeat | None = None
@@ -187,6 +188,7 @@ class JobyardWorker(SimpleWorker):
             job.retries_left = None
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
         if outcome is not None:
+            push_quietly(self.app.dispatcher, outcome.woken)
             run_hooks_after(self.hooks, active.claim, outcome)
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: Any, execution: Any) -> None:
@@ -197,6 +199,7 @@ class JobyardWorker(SimpleWorker):
         status = RunStatus.COMPLETED_WITH_WARNINGS if active.context.warnings else RunStatus.COMPLETED
         outcome = self.recorder.complete(active.claim, job._result, status)
         super().handle_job_success(job, queue, started_job_registry, execution)
+        push_quietly(self.app.dispatcher, outcome.woken)
         run_hooks_after(self.hooks, active.claim, outcome)
 
 

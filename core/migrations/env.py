@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import jobs.models  # noqa: F401  (registers tables)
+import scheduler.models  # noqa: F401
 import workers.models  # noqa: F401
 from core.db import Base, make_engine
 

@@ -10,7 +10,7 @@ from rq import Queue
 from sqlalchemy import func, select, text
 
 from core.app import Jobyard
-from jobs import enqueue as enqueue_module
+from jobs import dispatch
 from jobs.enqueue import EnqueueRequest, enqueue, enqueue_many
 from jobs.models import Run
 from jobs.params import InvalidJobRequest
@@ -122,7 +122,7 @@ def test_secret_parameters_never_reach_redis_or_sql_in_clear(app: Jobyard) -> No
 
 
 def test_bulk_enqueue_batches_rows_and_pushes(app: Jobyard, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(enqueue_module.defaults, "ENQUEUE_BATCH_SIZE", 7)
+    monkeypatch.setattr(dispatch, "PUSH_CHUNK", 7)
     ids = enqueue_many([EnqueueRequest("demo.noop")] * 50, app=app)
     assert len(set(ids)) == 50
     assert run_count(app) == 50

@@ -44,3 +44,27 @@ def test_a_queued_job_missing_from_its_list_is_not_held_when_verified() -> None:
     connection.lpop("rq:queue:default")  # popped by a worker that died before starting it
     assert dispatcher.held([("r3", "default")]) == {"r3"}  # the status alone still says queued
     assert dispatcher.held([("r3", "default")], verify_queued={"r3"}) == set()
+
+
+def test_the_fast_path_writes_the_hash_rq_itself_would_write() -> None:
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    ours, theirs = fakeredis.FakeRedis(), fakeredis.FakeRedis()
+    Dispatcher(ours).push([Delivery("r4", "demo.noop", "default", 120)], fresh=True)
+    queue = Queue("default", connection=theirs, serializer=JSONSerializer)
+    queue.enqueue_call(
+        ENTRYPOINT, args=["r4"], job_id="r4", timeout=120, result_ttl=500, failure_ttl=7 * 24 * 3600,
+        description="demo.noop run r4",
+    )  # fmt: skip
+    mine, reference = ours.hgetall("rq:job:r4"), theirs.hgetall("rq:job:r4")
+    timestamps = {b"created_at", b"enqueued_at"}
+    assert set(mine) == set(reference)
+    assert {k: v for k, v in mine.items() if k not in timestamps} == {
+        k: v for k, v in reference.items() if k not in timestamps
+    }
+    assert ours.lrange("rq:queue:default", 0, -1) == theirs.lrange("rq:queue:default", 0, -1)
+    assert ours.smembers("rq:queues") == theirs.smembers("rq:queues")
+    job = Queue("default", connection=ours, serializer=JSONSerializer).fetch_job("r4")
+    assert job is not None
+    assert (job.func_name, job.args) == (ENTRYPOINT, ["r4"])

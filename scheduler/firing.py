@@ -1,0 +1,153 @@
+"""Firing schedules: each due time becomes one fresh run through the normal enqueue path.
+
+A firing is keyed (schedule id, due time) twice over: the schedule's `next_run_at` only moves with a
+conditional update from that due time, and the run carries the idempotency key
+``schedule:<id>:<due time>``. So a second scheduler process, a replay or a restart cannot fire the same
+due time twice. A scheduler that was down across several due times fires once and records a misfire.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select, update
+
+from core import defaults
+from core.db import utcnow
+from jobs.enqueue import EnqueueRequest, enqueue_many
+from jobs.models import run_logs_table as run_logs
+from scheduler.models import schedules_table as schedules
+from scheduler.triggers import Trigger
+
+if TYPE_CHECKING:
+    from core.app import Jobyard
+
+log = logging.getLogger("jobyard.scheduler")
+MAX_MISSED_COUNTED = 10_000
+
+
+@dataclass(frozen=True)
+class Firing:
+    schedule_id: int
+    type: str
+    due: datetime
+    run_id: str
+    next_run_at: datetime | None
+    missed: int  # due times skipped because the scheduler was down
+
+
+def _missed(trigger: Trigger, due: datetime, now: datetime) -> int:
+    count, instant = 0, due
+    while count < MAX_MISSED_COUNTED:
+        nxt = trigger.next_after(instant)
+        if nxt is None or nxt > now:
+            return count
+        count, instant = count + 1, nxt
+    return count
+
+
+def fire_due(app: Jobyard, schedule_ids: list[int], now: datetime | None = None) -> list[Firing]:
+    """Fires the given schedules whose next execution has come; returns what was fired."""
+    now = now or utcnow()
+    if not schedule_ids:
+        return []
+    firings: list[Firing] = []
+    with app.sessions() as session:
+        rows = session.execute(
+            select(schedules).where(
+                schedules.c.id.in_(schedule_ids),
+                schedules.c.mode != "disabled",
+                schedules.c.next_run_at <= now,
+            )
+        ).all()
+        requests, planned = [], []
+        for row in rows:
+            if row.type not in app.registry:
+                continue  # removed by ensure_defaults at the next start
+            trigger = Trigger(row.trigger_kind, row.trigger_spec, row.timezone)
+            due = row.next_run_at
+            missed = _missed(trigger, due, now)
+            late = (now - due).total_seconds() > defaults.SCHEDULE_MISFIRE_GRACE_S
+            next_run_at = trigger.next_after(max(due, now))
+            values: dict[str, Any] = {"next_run_at": next_run_at, "last_fired_at": now}
+            if missed or late:
+                values.update(misfires=schedules.c.misfires + 1, last_misfire_at=now)
+            moved = (
+                session.connection()
+                .execute(
+                    update(schedules).where(schedules.c.id == row.id, schedules.c.next_run_at == due).values(**values)
+                )
+                .rowcount
+            )
+            if not moved:
+                continue  # fired by another scheduler meanwhile
+            requests.append(
+                EnqueueRequest(
+                    row.type,
+                    row.params,
+                    triggered_by=f"schedule:{row.type}",
+                    schedule_id=row.id,
+                    idempotency_key=f"schedule:{row.id}:{due.isoformat()}",
+                )
+            )
+            planned.append((row, due, next_run_at, missed if (missed or late) else -1))
+        if not requests:
+            session.rollback()
+            return []
+        run_ids = enqueue_many(requests, session=session, app=app)
+        for (row, due, next_run_at, missed), run_id in zip(planned, run_ids, strict=True):
+            session.execute(update(schedules).where(schedules.c.id == row.id).values(last_run_id=run_id))
+            if missed >= 0:
+                session.execute(
+                    insert(run_logs).values(
+                        run_id=run_id, at=now, level="warning",
+                        message=f"misfire: due at {due.isoformat()}, fired {(now - due).total_seconds():.0f}s late;"
+                        f" {missed} later due time(s) skipped",
+                    )
+                )  # fmt: skip
+                log.warning("schedule of %s misfired: due %s, %d due time(s) skipped", row.type, due, missed)
+            firings.append(Firing(row.id, row.type, due, run_id, next_run_at, max(missed, 0)))
+        session.commit()
+    return firings
+
+
+def fire_dependents(app: Jobyard, completed_type: str, run_id: str) -> list[str]:
+    """Starts the runs of schedules that follow `completed_type` ("after X completes successfully")."""
+    now = utcnow()
+    with app.sessions() as session:
+        rows = [
+            r
+            for r in session.execute(
+                select(schedules).where(schedules.c.trigger_kind == "after", schedules.c.mode != "disabled")
+            )
+            if r.trigger_spec.get("type") == completed_type and r.type in app.registry
+        ]
+        if not rows:
+            return []
+        requests = [
+            EnqueueRequest(
+                r.type,
+                r.params,
+                triggered_by=f"schedule:{r.type}",
+                schedule_id=r.id,
+                idempotency_key=f"schedule:{r.id}:after:{run_id}",
+            )
+            for r in rows
+        ]
+        run_ids = enqueue_many(requests, session=session, app=app)
+        for row, new_run in zip(rows, run_ids, strict=True):
+            session.execute(
+                update(schedules).where(schedules.c.id == row.id).values(last_run_id=new_run, last_fired_at=now)
+            )
+        session.commit()
+    return run_ids
+
+
+def fire(schedule_id: int) -> None:
+    """The callable rq-scheduler's entries name; the scheduler process invokes it in-process."""
+    from core.app import Jobyard
+
+    fire_due(Jobyard.current(), [schedule_id])
