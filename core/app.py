@@ -18,6 +18,7 @@ from core.db import make_engine, make_session_factory
 from core.hotsql import HotSQL
 from core.settings import Settings
 from jobs.dispatch import Dispatcher
+from jobs.pusher import Pusher
 from jobs.registry import Registry, load_job_modules
 from scheduler.clock import Clock
 
@@ -69,6 +70,14 @@ class Jobyard:
         return Dispatcher(self.redis)
 
     @cached_property
+    def pusher(self) -> Pusher:
+        return Pusher(self.dispatcher)
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Waits until every run this process enqueued has reached Redis."""
+        return self.pusher.flush(timeout) if "pusher" in self.__dict__ else True
+
+    @cached_property
     def hot(self) -> HotSQL:
         return HotSQL(self.engine)
 
@@ -83,6 +92,8 @@ class Jobyard:
         return env
 
     def close(self) -> None:
+        if "pusher" in self.__dict__:
+            self.pusher.close()
         if "hot" in self.__dict__:
             self.hot.close()
         if "engine" in self.__dict__:

@@ -44,3 +44,5 @@ SCHEDULER_POLL_INTERVAL_S = 1  # rq-scheduler's poll; its lock lives this long p
 SCHEDULE_MISFIRE_GRACE_S = 10.0
 # Due schedules fired per transaction, so that 10,000 schedules due at once start without waiting for all.
 SCHEDULE_FIRE_BATCH = 500
+# Workers re-read which job types have "after X completes" schedules this often.
+DEPENDENTS_REFRESH_S = 2.0

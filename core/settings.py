@@ -41,6 +41,7 @@ class Settings:
     reconcile_interval_s: float = defaults.RECONCILE_INTERVAL_S
     reconcile_grace_s: float = defaults.RECONCILE_GRACE_S
     sqlite_synchronous: str = "NORMAL"
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -49,7 +50,11 @@ class Settings:
         synchronous = env.get("JOBYARD_SQLITE_SYNCHRONOUS", "NORMAL").upper()
         if synchronous not in {"NORMAL", "FULL", "EXTRA"}:
             raise SettingsError(f"JOBYARD_SQLITE_SYNCHRONOUS must be NORMAL, FULL or EXTRA, got {synchronous!r}")
+        log_level = env.get("JOBYARD_LOG_LEVEL", "INFO").upper()
+        if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise SettingsError(f"JOBYARD_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
         return cls(
+            log_level=log_level,
             data_dir=Path(env.get("JOBYARD_DATA_DIR") or defaults.DATA_DIR),
             database_url=env.get("JOBYARD_DATABASE_URL") or None,
             redis_url=env.get("JOBYARD_REDIS_URL") or None,
@@ -86,6 +91,7 @@ class Settings:
             "JOBYARD_RECONCILE_INTERVAL_S": str(self.reconcile_interval_s),
             "JOBYARD_RECONCILE_GRACE_S": str(self.reconcile_grace_s),
             "JOBYARD_SQLITE_SYNCHRONOUS": self.sqlite_synchronous,
+            "JOBYARD_LOG_LEVEL": self.log_level,
         }
         if self.redis_url:
             env["JOBYARD_REDIS_URL"] = self.redis_url

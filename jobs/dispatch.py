@@ -9,7 +9,6 @@ only argument: the type and parameters are read from SQL by the worker, never tr
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,11 +99,13 @@ class Dispatcher:
             job.origin = delivery.queue
             job.enqueued_at = now()
             job._status = JobStatus.QUEUED
-            template = self._templates[key] = job.to_dict()
+            # Empty fields are optional for RQ (it reads them with .get): leaving them out halves the hash.
+            template = self._templates[key] = {k: v for k, v in job.to_dict().items() if v != ""}
         return {
             **template,
-            # RQ's JSONSerializer.dumps of (func, instance, args, kwargs), compressed as Job.to_dict does.
-            "data": zlib.compress(json.dumps([ENTRYPOINT, None, [delivery.run_id], {}]).encode()),
+            # RQ's JSONSerializer.dumps of (func, instance, args, kwargs). Left uncompressed: RQ reads
+            # uncompressed data by design, and zlib only makes a payload this small larger.
+            "data": json.dumps([ENTRYPOINT, None, [delivery.run_id], {}]).encode(),
             "description": f"{delivery.type} run {delivery.run_id}",
             "created_at": created,
             "enqueued_at": created,

@@ -1,8 +1,9 @@
 """The one way a run comes into being: validate, write the run row, commit, then push to Redis.
 
-If the push fails after the commit the run is still safe: it is `pending` in SQL and the reconciler
-pushes it again. With the caller's session, the push waits for the caller's commit and is dropped on
-rollback, so a job is enqueued atomically with the caller's own changes.
+The commit is the acknowledgement; the push follows from a background thread (jobs/pusher.py). If it
+never happens the run is still safe: it is `pending` in SQL and the reconciler pushes it. With the
+caller's session, the push waits for the caller's commit and is dropped on rollback, so a job is
+enqueued atomically with the caller's own changes.
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from redis import RedisError
-from sqlalchemy import event, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from core import defaults
 from core.db import utcnow
 from core.hotsql import HotSQL, Runner
 from jobs.dispatch import Delivery, Dispatcher
-from jobs.models import runs_table
 from jobs.params import FieldError, InvalidJobRequest, resolve_type, seal_secrets, validate_params
+from jobs.pusher import Pusher
 from jobs.status import RunStatus
 
 if TYPE_CHECKING:
@@ -89,15 +88,17 @@ def _prepare(
     return row, delivery
 
 
-def push_quietly(dispatcher: Dispatcher, deliveries: Sequence[Delivery], *, fresh: bool = False) -> None:
-    """Pushes committed runs; a Redis outage leaves them pending for the reconciler."""
+def push_quietly(dispatcher: Dispatcher, deliveries: Sequence[Delivery]) -> None:
+    """Pushes committed runs now; a Redis outage leaves them for the reconciler."""
+    if not deliveries:
+        return
     try:
-        dispatcher.push(deliveries, fresh=fresh)
+        dispatcher.push(deliveries)
     except RedisError:
         log.warning("Redis unavailable; %d committed run(s) wait for the reconciler", len(deliveries), exc_info=True)
 
 
-def _defer_to_commit(session: Session, dispatcher: Dispatcher, deliveries: list[Delivery]) -> None:
+def _defer_to_commit(session: Session, pusher: Pusher, deliveries: list[Delivery]) -> None:
     pending: list[Delivery] | None = session.info.get(_PENDING_KEY)
     if pending is None:
         pending = session.info[_PENDING_KEY] = []
@@ -106,7 +107,7 @@ def _defer_to_commit(session: Session, dispatcher: Dispatcher, deliveries: list[
         def _push(sess: Session) -> None:
             ready = list(sess.info.get(_PENDING_KEY, []))
             sess.info[_PENDING_KEY] = []
-            push_quietly(dispatcher, ready, fresh=True)
+            pusher.submit(ready)
 
         @event.listens_for(session, "after_rollback")
         def _drop(sess: Session) -> None:
@@ -147,12 +148,12 @@ def enqueue_many(
     if not rows:
         return []
     if session is not None:
-        ids = _insert(Runner(session.connection(), app.hot.postgres), app.hot, rows)
-        _defer_to_commit(session, app.dispatcher, [d for d in deliveries if d.run_id in ids.inserted])
+        ids = _insert(Runner.joining(session.connection()), app.hot, rows)
+        _defer_to_commit(session, app.pusher, [d for d in deliveries if d.run_id in ids.inserted])
     else:
         with app.hot.transaction() as sql:
             ids = _insert(sql, app.hot, rows)
-        push_quietly(app.dispatcher, [d for d in deliveries if d.run_id in ids.inserted], fresh=True)
+        app.pusher.submit([d for d in deliveries if d.run_id in ids.inserted])
     return ids.in_order
 
 
@@ -170,39 +171,35 @@ _INSERT_RUN = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' 
 
 
 def _insert(sql: Runner, hot: HotSQL, rows: list[dict[str, Any]]) -> _Inserted:
-    plain = [r for r in rows if r["idempotency_key"] is None]
-    keyed = [r for r in rows if r["idempotency_key"] is not None]
+    values = [
+        {
+            **r,
+            "params": hot.json(r["params"]),
+            "created_at": hot.ts(r["created_at"]),
+            "dispatched_at": hot.ts(r["dispatched_at"]),
+            "scheduled_for": hot.ts(r["scheduled_for"]),
+        }
+        for r in rows
+    ]
+    plain = [v for v in values if v["idempotency_key"] is None]
+    keyed = [v for v in values if v["idempotency_key"] is not None]
     if plain:
-        sql(
-            _INSERT_RUN,
-            [
-                {
-                    **r,
-                    "params": hot.json(r["params"]),
-                    "created_at": hot.ts(r["created_at"]),
-                    "dispatched_at": hot.ts(r["dispatched_at"]),
-                    "scheduled_for": hot.ts(r["scheduled_for"]),
-                }
-                for r in plain
-            ],
-        )
+        sql(_INSERT_RUN, plain)
     if not keyed:
         return _Inserted([r["id"] for r in rows], {r["id"] for r in rows})
-    conn = sql.conn
-    dialect_insert = postgresql_insert if hot.postgres else sqlite_insert
-    statement = dialect_insert(runs_table).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    for start in range(0, len(keyed), defaults.ENQUEUE_BATCH_SIZE):
-        conn.execute(statement, keyed[start : start + defaults.ENQUEUE_BATCH_SIZE])
-    holders = dict(
-        conn.execute(
-            select(runs_table.c.idempotency_key, runs_table.c.id).where(
-                runs_table.c.idempotency_key.in_({r["idempotency_key"] for r in keyed})
-            )
-        ).all()
-    )
+    sql(_INSERT_RUN + " ON CONFLICT (idempotency_key) DO NOTHING", keyed)
+    holders: dict[str, str] = {}
+    keys = sorted({v["idempotency_key"] for v in keyed})
+    for start in range(0, len(keys), defaults.ENQUEUE_BATCH_SIZE):
+        chunk = {f"k{i}": key for i, key in enumerate(keys[start : start + defaults.ENQUEUE_BATCH_SIZE])}
+        found = sql.all(
+            f"SELECT idempotency_key, id FROM runs WHERE idempotency_key IN ({', '.join(':' + k for k in chunk)})",
+            chunk,
+        )
+        holders.update((row.idempotency_key, row.id) for row in found)
     in_order = [r["id"] if r["idempotency_key"] is None else holders[r["idempotency_key"]] for r in rows]
-    won = {r["id"] for r in keyed if holders[r["idempotency_key"]] == r["id"]}
-    return _Inserted(in_order, {r["id"] for r in plain} | won)
+    won = {v["id"] for v in keyed if holders[v["idempotency_key"]] == v["id"]}
+    return _Inserted(in_order, {v["id"] for v in plain} | won)
 
 
 def enqueue(

@@ -114,6 +114,15 @@ def fire_due(app: Jobyard, schedule_ids: list[int], now: datetime | None = None)
     return firings
 
 
+def followed_types(app: Jobyard) -> frozenset[str]:
+    """Job types that some active dependent schedule follows."""
+    with app.engine.connect() as conn:
+        specs = conn.execute(
+            select(schedules.c.trigger_spec).where(schedules.c.trigger_kind == "after", schedules.c.mode != "disabled")
+        ).scalars()
+        return frozenset(spec.get("type") for spec in specs)
+
+
 def fire_dependents(app: Jobyard, completed_type: str, run_id: str) -> list[str]:
     """Starts the runs of schedules that follow `completed_type` ("after X completes successfully")."""
     now = utcnow()

@@ -9,66 +9,47 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, exists, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
+from core.hotsql import HotSQL, Runner
 from jobs.dispatch import Delivery
-from jobs.models import runs_table as runs
-from jobs.status import RunStatus
-from scheduler.models import type_locks_table as type_locks
+
+# A lock whose holder is no longer running (settled by the reconciler after its worker died) is stale.
+_DROP_STALE = """
+DELETE FROM type_locks WHERE type = :type
+AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = type_locks.run_id AND runs.status = 'running')
+"""
+_TAKE = "INSERT INTO type_locks (type, run_id, acquired_at) VALUES (:type, :run_id, :now) ON CONFLICT (type) DO NOTHING"
+_HOLDER = "SELECT run_id FROM type_locks WHERE type = :type"
+_RELEASE = "DELETE FROM type_locks WHERE type = :type AND run_id = :run_id"
+_OLDEST_WAITING = """
+SELECT id, queue, timeout_s FROM runs WHERE type = :type AND status = 'waiting' ORDER BY created_at, id LIMIT 1
+"""
+_WAKE = "UPDATE runs SET status = 'pending', dispatched_at = :now WHERE id = :id AND status = 'waiting'"
+_WAITING_TYPES = "SELECT DISTINCT type FROM runs WHERE status = 'waiting'"
 
 
-def _drop_stale(conn: Connection, type_name: str) -> None:
-    # A lock whose holder is no longer running (settled by the reconciler after its worker died) is stale.
-    conn.execute(
-        delete(type_locks).where(
-            type_locks.c.type == type_name,
-            ~exists().where(runs.c.id == type_locks.c.run_id, runs.c.status == RunStatus.RUNNING),
-        )
-    )
-
-
-def take(conn: Connection, type_name: str, run_id: str, now: datetime) -> bool:
-    _drop_stale(conn, type_name)
-    dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    taken = conn.execute(
-        dialect_insert(type_locks)
-        .values(type=type_name, run_id=run_id, acquired_at=now)
-        .on_conflict_do_nothing(index_elements=["type"])
-    )
-    if taken.rowcount == 1:
+def take(sql: Runner, hot: HotSQL, type_name: str, run_id: str, now: datetime) -> bool:
+    sql(_DROP_STALE, {"type": type_name})
+    if sql(_TAKE, {"type": type_name, "run_id": run_id, "now": hot.ts(now)}) == 1:
         return True
-    holder = conn.execute(select(type_locks.c.run_id).where(type_locks.c.type == type_name)).scalar()
-    return holder == run_id
+    holder = sql.one(_HOLDER, {"type": type_name})
+    return holder is not None and holder.run_id == run_id
 
 
-def release(conn: Connection, type_name: str, run_id: str, now: datetime) -> Delivery | None:
+def release(sql: Runner, hot: HotSQL, type_name: str, run_id: str, now: datetime) -> Delivery | None:
     """Frees the type and moves its oldest waiting run back to pending; returns it to be pushed."""
-    conn.execute(delete(type_locks).where(type_locks.c.type == type_name, type_locks.c.run_id == run_id))
-    return wake_one(conn, type_name, now)
+    sql(_RELEASE, {"type": type_name, "run_id": run_id})
+    return wake_one(sql, hot, type_name, now)
 
 
-def wake_one(conn: Connection, type_name: str, now: datetime) -> Delivery | None:
-    _drop_stale(conn, type_name)
-    held = conn.execute(select(type_locks.c.run_id).where(type_locks.c.type == type_name)).scalar()
-    if held is not None:
+def wake_one(sql: Runner, hot: HotSQL, type_name: str, now: datetime) -> Delivery | None:
+    sql(_DROP_STALE, {"type": type_name})
+    if sql.one(_HOLDER, {"type": type_name}) is not None:
         return None
-    waiting = conn.execute(
-        select(runs.c.id, runs.c.queue, runs.c.timeout_s)
-        .where(runs.c.type == type_name, runs.c.status == RunStatus.WAITING)
-        .order_by(runs.c.created_at, runs.c.id)
-        .limit(1)
-    ).first()
-    if waiting is None:
+    waiting = sql.one(_OLDEST_WAITING, {"type": type_name})
+    if waiting is None or not sql(_WAKE, {"id": waiting.id, "now": hot.ts(now)}):
         return None
-    moved = conn.execute(
-        update(runs)
-        .where(runs.c.id == waiting.id, runs.c.status == RunStatus.WAITING)
-        .values(status=RunStatus.PENDING, dispatched_at=now)
-    ).rowcount
-    return Delivery(waiting.id, type_name, waiting.queue, waiting.timeout_s) if moved else None
+    return Delivery(waiting.id, type_name, waiting.queue, waiting.timeout_s)
 
 
-def waiting_types(conn: Connection) -> list[str]:
-    return list(conn.execute(select(runs.c.type).where(runs.c.status == RunStatus.WAITING).distinct()).scalars())
+def waiting_types(sql: Runner) -> list[str]:
+    return [row.type for row in sql.all(_WAITING_TYPES)]

@@ -7,8 +7,10 @@ policy that observes attempts: logging here, metrics, audit and notifications as
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
+from core import defaults
 from jobs.status import RunStatus
 from workers.recording import Claim, Outcome
 
@@ -48,10 +50,25 @@ class LogAttempts(Hook):
 
 
 class FireDependents(Hook):
-    """Starts the schedules that follow a job type ("after X completes successfully")."""
+    """Starts the schedules that follow a job type ("after X completes successfully").
+
+    Which types are followed is re-read every few seconds rather than per job: on a busy worker that
+    lookup would otherwise cost more than the job record itself."""
+
+    def __init__(self, app: Jobyard) -> None:
+        super().__init__(app)
+        self._followed: frozenset[str] = frozenset()
+        self._read_at = float("-inf")
+
+    def followed(self) -> frozenset[str]:
+        if time.monotonic() - self._read_at > defaults.DEPENDENTS_REFRESH_S:
+            from scheduler.firing import followed_types
+
+            self._followed, self._read_at = followed_types(self.app), time.monotonic()
+        return self._followed
 
     def after_attempt(self, claim: Claim, outcome: Outcome) -> None:
-        if outcome.status in SUCCESSFUL:
+        if outcome.status in SUCCESSFUL and claim.type in self.followed():
             from scheduler.firing import fire_dependents
 
             fire_dependents(self.app, claim.type, claim.run_id)

@@ -15,8 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queues", required=True)
     parser.add_argument("--burst", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     with Jobyard.from_env() as app:
+        logging.basicConfig(level=app.settings.log_level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         run_worker(app, args.queues.split(","), name=args.name, burst=args.burst)
     return 0
 

@@ -125,8 +125,8 @@ def _fail_died_attempt(app: Jobyard, recorder: RunRecorder, claim: Claim, report
 
 def _wake_waiting(app: Jobyard, now: datetime, report: ReconcileReport) -> None:
     """A waiting run of an exclusive type whose lock is free (its holder settled without waking it)."""
-    with app.engine.begin() as conn:
-        woken = [d for t in exclusive.waiting_types(conn) if (d := exclusive.wake_one(conn, t, now)) is not None]
+    with app.hot.transaction() as sql:
+        woken = [d for t in exclusive.waiting_types(sql) if (d := exclusive.wake_one(sql, app.hot, t, now)) is not None]
     if woken:
         app.dispatcher.push(woken)
         report.repushed.extend(d.run_id for d in woken)

@@ -10,10 +10,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import insert, select
 
 from core.db import utcnow
-from core.hotsql import HotSQL
+from core.hotsql import HotSQL, Runner
 from jobs.dispatch import Delivery
 from jobs.models import attempts_table as attempts
 from jobs.models import run_logs_table as run_logs
@@ -43,6 +43,16 @@ VALUES (:run_id, :series, :number, :worker, :now)
 _COMPLETE_RUN = """
 UPDATE runs SET status = :status, finished_at = :now, result = :result, error = NULL
 WHERE id = :id AND status = 'running'
+"""
+_FAIL_RUN = """
+UPDATE runs SET status = :status, finished_at = :finished_at, next_attempt_at = :next_attempt_at,
+                dispatched_at = COALESCE(:dispatched_at, dispatched_at), error = :error
+WHERE id = :id AND status = 'running' AND series = :series AND attempt_count = :number
+"""
+_FAIL_ATTEMPT = """
+UPDATE run_attempts SET finished_at = :now, outcome = :outcome, error_class = :error_class,
+                        error_message = :error_message, traceback = :traceback
+WHERE run_id = :id AND series = :series AND number = :number
 """
 _COMPLETE_ATTEMPT = """
 UPDATE run_attempts SET finished_at = :now, outcome = 'completed'
@@ -104,10 +114,10 @@ class RunRecorder:
         now = utcnow()
         at = self.hot.ts(now)
         with self.hot.transaction() as sql:
-            row = sql(_CLAIM, {"id": run_id, "now": at}).first()
+            row = sql.one(_CLAIM, {"id": run_id, "now": at})
             if row is None:
                 return None
-            if self.is_exclusive(row.type) and not exclusive.take(sql.conn, row.type, run_id, now):
+            if self.is_exclusive(row.type) and not exclusive.take(sql, self.hot, row.type, run_id, now):
                 sql(_WAIT, {"id": run_id})
                 log.info("run %s waits: another %s run is executing", run_id, row.type)
                 return None
@@ -134,7 +144,7 @@ class RunRecorder:
         with self.hot.transaction() as sql:
             sql(_COMPLETE_RUN, {"id": claim.run_id, "status": status.value, "now": at, "result": self.hot.json(result)})
             sql(_COMPLETE_ATTEMPT, {"id": claim.run_id, "series": claim.series, "number": claim.attempt, "now": at})
-            woken = self._release(sql.conn, claim, now)
+            woken = self._release(sql, claim, now)
         return Outcome(status, woken=woken)
 
     def fail(self, claim: Claim, failure: Failure, policy: RetryPolicy | None) -> Outcome | None:
@@ -145,43 +155,44 @@ class RunRecorder:
         delay = policy.delay_after(claim.attempt, max_attempts=claim.max_attempts) if policy else None
         if delay is None:
             outcome = Outcome(RunStatus.FAILED, None, failure)
-            values: dict[str, Any] = {"status": RunStatus.FAILED, "finished_at": now}
+            finished_at, next_attempt_at, dispatched_at = now, None, None
         else:
             due = now + timedelta(seconds=delay)
             outcome = Outcome(RunStatus.RETRYING, due, failure)
-            values = {"status": RunStatus.RETRYING, "next_attempt_at": due, "dispatched_at": now}
-        values["error"] = f"{failure.error_class}: {failure.message}"
-        with self.engine.begin() as conn:
-            moved = conn.execute(
-                update(runs)
-                .where(
-                    runs.c.id == claim.run_id,
-                    runs.c.status == RunStatus.RUNNING,
-                    runs.c.series == claim.series,
-                    runs.c.attempt_count == claim.attempt,
-                )
-                .values(**values)
-            ).rowcount
+            finished_at, next_attempt_at, dispatched_at = None, due, now
+        key = {"id": claim.run_id, "series": claim.series, "number": claim.attempt}
+        with self.hot.transaction() as sql:
+            moved = sql(
+                _FAIL_RUN,
+                {
+                    **key,
+                    "status": outcome.status.value,
+                    "finished_at": self.hot.ts(finished_at),
+                    "next_attempt_at": self.hot.ts(next_attempt_at),
+                    "dispatched_at": self.hot.ts(dispatched_at),
+                    "error": f"{failure.error_class}: {failure.message}",
+                },
+            )
             if not moved:
                 return None
-            conn.execute(
-                update(attempts)
-                .where(*self._attempt_key(claim))
-                .values(
-                    finished_at=now,
-                    outcome=failure.outcome,
-                    error_class=failure.error_class,
-                    error_message=failure.message,
-                    traceback=failure.traceback,
-                )
+            sql(
+                _FAIL_ATTEMPT,
+                {
+                    **key,
+                    "now": self.hot.ts(now),
+                    "outcome": failure.outcome,
+                    "error_class": failure.error_class,
+                    "error_message": failure.message,
+                    "traceback": failure.traceback,
+                },
             )
-            woken = self._release(conn, claim, now)
+            woken = self._release(sql, claim, now)
         return replace(outcome, woken=woken)
 
-    def _release(self, conn: Connection, claim: Claim, now: datetime) -> tuple[Delivery, ...]:
+    def _release(self, sql: Runner, claim: Claim, now: datetime) -> tuple[Delivery, ...]:
         if not self.is_exclusive(claim.type):
             return ()
-        woken = exclusive.release(conn, claim.type, claim.run_id, now)
+        woken = exclusive.release(sql, self.hot, claim.type, claim.run_id, now)
         return (woken,) if woken is not None else ()
 
     def log(self, run_id: str, level: str, message: str) -> None:

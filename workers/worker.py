@@ -208,6 +208,6 @@ def run_worker(app: Jobyard, queues: Sequence[str], *, name: str | None = None, 
     worker = JobyardWorker(queues, app=app, name=name)
     started = time.monotonic()
     # The supervisor runs RQ's scheduler once per host; a forked one per worker would outlive a kill -9.
-    worked = worker.work(burst=burst, with_scheduler=False, logging_level="INFO")
+    worked = worker.work(burst=burst, with_scheduler=False, logging_level=app.settings.log_level)
     log.info("worker %s stopped after %.1fs", worker.name, time.monotonic() - started)
     return worked

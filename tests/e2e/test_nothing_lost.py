@@ -41,10 +41,12 @@ def test_redis_emptied_under_queued_and_retrying_runs(
     app: Jobyard, start_workers: Callable[..., WorkerProcesses], tmp_path: Path
 ) -> None:
     flaky = [enqueue("demo.fail", {"times": 1}, app=app) for _ in range(5)]
+    assert app.flush()
     JobyardWorker(["default"], app=app).work(burst=True)
     assert statuses(app) == {"retrying": 5}
     out = tmp_path / "executions.txt"
     counted = enqueue_many([EnqueueRequest("test.count", {"path": str(out)})] * 20, app=app)
+    assert app.flush()
     app.redis.flushdb()
     assert app.redis.dbsize() == 0
 

@@ -30,6 +30,7 @@ def test_enqueue_show_runs_types(invoke: object, app: Jobyard) -> None:
     created = run("enqueue", "demo.fail", "times=0", "--json")
     assert created.exit_code == 0, created.output
     run_id = json.loads(created.output)["id"]
+    app.flush()
     JobyardWorker(["default"], app=app).work(burst=True)
 
     shown = run("show", run_id, "--json")
@@ -73,6 +74,7 @@ def test_bad_input_exits_2_with_one_line(invoke: object, args: tuple[str, ...], 
 
 def test_retrying_a_completed_run_is_refused(invoke: object, app: Jobyard) -> None:
     run_id = json.loads(invoke("enqueue", "demo.noop", "--json").output)["id"]  # type: ignore[operator]
+    app.flush()
     JobyardWorker(["default"], app=app).work(burst=True)
     result = invoke("retry", run_id)  # type: ignore[operator]
     assert result.exit_code == 2

@@ -23,6 +23,7 @@ def run_count(app: Jobyard) -> int:
 
 
 def queued_ids(app: Jobyard, queue: str = "default") -> list[str]:
+    assert app.flush(), "the pusher did not drain"
     return [i.decode() for i in app.redis.lrange(f"rq:queue:{queue}", 0, -1)]
 
 
@@ -52,6 +53,7 @@ def test_bad_input_stores_nothing_and_names_every_field(app: Jobyard) -> None:
         "[2].type: unknown job type 'demo.nope'",
     ]
     assert run_count(app) == 0
+    assert app.flush()
     assert app.redis.dbsize() == 0
 
 
@@ -68,7 +70,7 @@ def test_future_run_waits_in_the_scheduled_registry(app: Jobyard) -> None:
         run = session.get(Run, run_id)
         assert run is not None and run.status == "scheduled" and run.scheduled_for == due
     assert queued_ids(app) == []
-    assert app.redis.zscore("rq:scheduled:default", run_id) is not None
+    assert app.redis.zscore("rq:scheduled:default", run_id) is not None  # flushed by queued_ids
 
 
 def test_callers_rollback_leaves_no_row_and_nothing_in_redis(app: Jobyard) -> None:
@@ -78,6 +80,7 @@ def test_callers_rollback_leaves_no_row_and_nothing_in_redis(app: Jobyard) -> No
         assert queued_ids(app) == []  # nothing leaves before the commit
         session.rollback()
     assert run_count(app) == 0
+    assert app.flush()
     assert app.redis.dbsize() == 0
     with app.sessions() as session:
         session.commit()  # a later commit of the same session must not push the dropped run
@@ -103,6 +106,7 @@ def test_a_run_accepted_while_redis_is_down_is_pushed_by_the_reconciler(
 
     monkeypatch.setattr(app.dispatcher, "push", refuse)
     run_id = enqueue("demo.noop", app=app)  # accepted: the row is committed
+    assert app.flush()
     monkeypatch.undo()
     assert queued_ids(app) == []
     report = reconcile(app, grace_s=0)
@@ -113,6 +117,7 @@ def test_a_run_accepted_while_redis_is_down_is_pushed_by_the_reconciler(
 
 def test_secret_parameters_never_reach_redis_or_sql_in_clear(app: Jobyard) -> None:
     run_id = enqueue("test.secretive", {"token": "hunter2-very-secret"}, app=app)
+    assert app.flush()
     with app.engine.connect() as conn:
         stored = conn.execute(select(Run.params).where(Run.id == run_id)).scalar_one()
     assert "hunter2" not in str(stored)
@@ -126,4 +131,23 @@ def test_bulk_enqueue_batches_rows_and_pushes(app: Jobyard, monkeypatch: pytest.
     ids = enqueue_many([EnqueueRequest("demo.noop")] * 50, app=app)
     assert len(set(ids)) == 50
     assert run_count(app) == 50
+    assert app.flush()
     assert Queue("default", connection=app.redis).count == 50
+
+
+def test_an_idempotency_key_makes_a_second_enqueue_return_the_first_run(app: Jobyard) -> None:
+    first = enqueue("demo.noop", idempotency_key="order-42", app=app)
+    again = enqueue("demo.noop", idempotency_key="order-42", app=app)
+    mixed = enqueue_many(
+        [
+            EnqueueRequest("demo.noop", idempotency_key="order-42"),
+            EnqueueRequest("demo.noop", idempotency_key="order-43"),
+            EnqueueRequest("demo.noop", idempotency_key="order-43"),
+            EnqueueRequest("demo.noop"),
+        ],
+        app=app,
+    )
+    assert again == first
+    assert mixed[0] == first and mixed[1] == mixed[2] != first and mixed[3] not in {first, mixed[1]}
+    assert run_count(app) == 3
+    assert sorted(queued_ids(app)) == sorted([first, mixed[1], mixed[3]])  # each pushed once

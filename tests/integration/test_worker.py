@@ -18,6 +18,7 @@ from workers.worker import JobyardWorker
 
 
 def drain(app: Jobyard, queues: tuple[str, ...] = ("default",)) -> JobyardWorker:
+    assert app.flush()
     worker = JobyardWorker(list(queues), app=app)
     worker.work(burst=True)
     return worker
