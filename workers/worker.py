@@ -183,7 +183,9 @@ class JobyardWorker(SimpleWorker):
             # Let RQ put the job in its scheduled registry; its scheduler brings it back when due.
             wait_s = (outcome.next_attempt_at - utcnow()).total_seconds()
             job.retries_left = 1
-            job.retry_intervals = [max(0, math.ceil(wait_s))]
+            # RQ scores its scheduled registry in whole seconds, truncating; one more second makes sure the
+            # run never comes back before next_attempt_at (at worst a second after it).
+            job.retry_intervals = [max(0, math.ceil(wait_s)) + 1]
         else:
             job.retries_left = None
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
