@@ -40,7 +40,8 @@ ENQUEUE_BATCH_SIZE = 1000
 
 # Scheduling
 SCHEDULER_POLL_INTERVAL_S = 1  # rq-scheduler's poll; its lock lives this long plus 10 s
-# A due time fired later than this counts as a misfire (the scheduler was down or overloaded).
+# A due time fired later than this is a misfire (the scheduler was down): it fires once for all the due
+# times it missed. Within it, every due time still fires, late.
 SCHEDULE_MISFIRE_GRACE_S = 10.0
 # Due schedules fired per transaction, so that 10,000 schedules due at once start without waiting for all.
 SCHEDULE_FIRE_BATCH = 500

@@ -42,6 +42,7 @@ class Settings:
     reconcile_grace_s: float = defaults.RECONCILE_GRACE_S
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "INFO"
+    schedule_misfire_grace_s: float = defaults.SCHEDULE_MISFIRE_GRACE_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -67,6 +68,9 @@ class Settings:
             reconcile_interval_s=_float(env, "JOBYARD_RECONCILE_INTERVAL_S", defaults.RECONCILE_INTERVAL_S),
             reconcile_grace_s=_float(env, "JOBYARD_RECONCILE_GRACE_S", defaults.RECONCILE_GRACE_S, zero_ok=True),
             sqlite_synchronous=synchronous,
+            schedule_misfire_grace_s=_float(
+                env, "JOBYARD_SCHEDULE_MISFIRE_GRACE_S", defaults.SCHEDULE_MISFIRE_GRACE_S, zero_ok=True
+            ),
         )
 
     @property
@@ -92,6 +96,7 @@ class Settings:
             "JOBYARD_RECONCILE_GRACE_S": str(self.reconcile_grace_s),
             "JOBYARD_SQLITE_SYNCHRONOUS": self.sqlite_synchronous,
             "JOBYARD_LOG_LEVEL": self.log_level,
+            "JOBYARD_SCHEDULE_MISFIRE_GRACE_S": str(self.schedule_misfire_grace_s),
         }
         if self.redis_url:
             env["JOBYARD_REDIS_URL"] = self.redis_url

@@ -2,7 +2,7 @@
 
 Redis keys (rq-scheduler's own): ``rq:scheduler:scheduled_jobs`` (sorted set of entries by due time),
 ``rq:job:jobyard-schedule-<schedule id>`` (the entry, JSON-serialized), ``rq:scheduler_lock`` (held by
-the one scheduler process polling at a time) and ``rq:scheduler:<name>`` (its heartbeat).
+the one scheduler process polling at a time) and ``rq:scheduler_instance:<name>`` (its heartbeat).
 
 An entry names `scheduler.firing.fire` with the schedule id; the scheduler process calls it itself
 rather than pushing it to a worker queue, and the call creates a fresh run through the normal enqueue

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from core.app import Jobyard
+from core.db import Base
 from core.migrate import upgrade
 from core.settings import Settings
 
@@ -80,7 +81,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url: str = request.getfixturevalue("postgres_database_url")
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE runs, run_attempts, run_logs, workers, refused_jobs RESTART IDENTITY CASCADE"))
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     engine.dispose()
     return url
 
@@ -110,7 +112,7 @@ def app(tmp_path: Path, database_url: str, redis_server_url: str) -> Iterator[Jo
     jobyard.close()
 
 
-_running: list[WorkerProcesses] = []
+_running: list[JobyardProcess] = []
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.05, what: str = "") -> Any:
@@ -130,13 +132,11 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 30.0, interval: f
         time.sleep(interval)
 
 
-class WorkerProcesses:
-    """`jobyard worker` as a real child process of the test."""
+class JobyardProcess:
+    """A `jobyard …` command as a real child process of the test, in its own process group."""
 
-    def __init__(self, app: Jobyard, processes: int = 1, queues: str = "default", burst: bool = False) -> None:
-        command = [sys.executable, "-m", "core.cli", "worker", "--processes", str(processes), "--queues", queues]
-        if burst:
-            command.append("--burst")
+    def __init__(self, app: Jobyard, *args: str) -> None:
+        command = [sys.executable, "-m", "core.cli", *args]
         self.process = subprocess.Popen(
             command, env={**os.environ, **app.child_env()}, cwd=REPO, start_new_session=True
         )
@@ -158,6 +158,30 @@ class WorkerProcesses:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, 9)
             return self.process.wait()
+
+
+class WorkerProcesses(JobyardProcess):
+    """`jobyard worker`."""
+
+    def __init__(self, app: Jobyard, processes: int = 1, queues: str = "default", burst: bool = False) -> None:
+        super().__init__(
+            app, "worker", "--processes", str(processes), "--queues", queues, *(["--burst"] if burst else [])
+        )
+
+
+@pytest.fixture
+def start_scheduler(app: Jobyard) -> Iterator[Callable[[], JobyardProcess]]:
+    started: list[JobyardProcess] = []
+
+    def start() -> JobyardProcess:
+        scheduler = JobyardProcess(app, "scheduler")
+        started.append(scheduler)
+        return scheduler
+
+    yield start
+    for scheduler in started:
+        scheduler.stop()
+        _running.remove(scheduler)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from jobs.context import JobContext
 from jobs.registry import Param, job_type
+from scheduler import triggers
 
 
 @job_type("test.secretive", title="Secretive", params=[Param("token", str, secret=True)])
@@ -32,3 +33,33 @@ def count(ctx: JobContext, path: str) -> None:
 def touch(ctx: JobContext, path: str) -> None:
     Path(path).touch()
     assert os.path.exists(path)
+
+
+@job_type(
+    "test.nightly",
+    title="Nightly",
+    default_schedule=triggers.cron("0 2 * * *", "Europe/Paris"),
+    params=[Param("label", str, default="nightly")],
+)
+def nightly(ctx: JobContext, label: str) -> None:
+    return None
+
+
+@job_type("test.exclusive", title="Exclusive", params=[Param("seconds", float)], exclusive=True)
+def exclusive(ctx: JobContext, seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@job_type("test.follower", title="Follower")
+def follower(ctx: JobContext) -> None:
+    return None
+
+
+def _tick(ctx: JobContext) -> None:
+    return None
+
+
+# Fifteen cheap types, one schedule each: schedules are per job type.
+TICK_TYPES = [f"test.tick_{n}" for n in range(15)]
+for _name in TICK_TYPES:
+    job_type(_name, title=_name)(_tick)

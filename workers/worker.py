@@ -185,7 +185,7 @@ class JobyardWorker(SimpleWorker):
             job.retries_left = 1
             # RQ scores its scheduled registry in whole seconds, truncating; one more second makes sure the
             # run never comes back before next_attempt_at (at worst a second after it).
-            job.retry_intervals = [max(0, math.ceil(wait_s)) + 1]
+            job.retry_intervals = [math.ceil(wait_s) + 1 if wait_s > 0 else 0]
         else:
             job.retries_left = None
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
