@@ -42,19 +42,23 @@ def _line(detail: dict[str, Any]) -> str:
     )
 
 
+def _start(app: Jobyard, *command: str) -> subprocess.Popen[bytes]:
+    with open(app.settings.data_dir / f"{command[0]}.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "core.cli", *command],
+            env={**os.environ, **app.child_env()},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 def bring_up(app: Jobyard, *, processes: int, demo: bool, until_done: bool) -> int:
     click.echo(f"redis:    {app.redis_url}")
     click.echo(f"database: {app.engine.url.render_as_string(hide_password=True)}")
     upgrade(app.engine)
-    log_path = app.settings.data_dir / "worker.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as worker_log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "worker", "--processes", str(processes)],
-            env={**os.environ, **app.child_env()},
-            stdout=worker_log,
-            stderr=subprocess.STDOUT,
-        )
+    app.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    worker = _start(app, "worker", "--processes", str(processes))
+    scheduler = _start(app, "scheduler")
     stop = threading.Event()
 
     def _request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -62,11 +66,14 @@ def bring_up(app: Jobyard, *, processes: int, demo: bool, until_done: bool) -> i
 
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
-    click.echo(f"{processes} worker processes started (log: {log_path}); Ctrl-C stops everything")
+    click.echo(
+        f"{processes} worker processes and the scheduler started (logs under {app.settings.data_dir});"
+        " Ctrl-C stops everything"
+    )
     run_ids = enqueue_many(DEMO_RUNS, app=app) if demo else []
     shown: dict[str, str] = {}
     try:
-        while not stop.is_set() and worker.poll() is None:
+        while not stop.is_set() and worker.poll() is None and scheduler.poll() is None:
             details = [d for d in (run_detail(app.engine, r) for r in run_ids) if d is not None]
             for detail in details:
                 line = _line(detail)
@@ -77,8 +84,10 @@ def bring_up(app: Jobyard, *, processes: int, demo: bool, until_done: bool) -> i
                 break
             stop.wait(REFRESH_S)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait()
+        for process in (worker, scheduler):
+            process.send_signal(signal.SIGTERM)
+        for process in (worker, scheduler):
+            process.wait()
     if worker.returncode not in (0, -signal.SIGTERM) and not stop.is_set() and not until_done:
         return 1
     failed = [r for r in run_ids if (d := run_detail(app.engine, r)) and d["status"] != RunStatus.COMPLETED]

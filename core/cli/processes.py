@@ -1,0 +1,87 @@
+"""`jobyard db upgrade|worker|scheduler|web|up`: the long-running processes and the schema."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from core import defaults
+from core.app import Jobyard
+from core.cli.base import CliError, app_from, cli, with_app
+
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from core.migrate import upgrade
+
+    app = app_from(click.get_current_context())
+    try:
+        upgrade(app.engine, revision)
+    except OperationalError as exc:
+        raise CliError(f"database error: {exc.orig}") from None
+    click.echo(f"database at {revision} ({app.engine.url.render_as_string(hide_password=True)})")
+
+
+def _queue_list(value: str) -> list[str]:
+    queues = [q.strip() for q in value.split(",") if q.strip()]
+    if not queues:
+        raise CliError("--queues needs at least one queue name")
+    return queues
+
+
+@cli.command()
+@click.option("--queues", default=defaults.DEFAULT_QUEUE, show_default=True, help="Comma-separated queue names.")
+@click.option("--processes", default=defaults.DEFAULT_WORKER_PROCESSES, show_default=True, type=click.IntRange(1, 256))
+@click.option("--burst", is_flag=True, help="Stop when no run on these queues is left to do.")
+@with_app
+def worker(app: Jobyard, queues: str, processes: int, burst: bool) -> None:
+    """Run worker processes (scale out: any number, on any host)."""
+    from workers.supervisor import Supervisor
+
+    logging.getLogger().setLevel(logging.INFO)
+    sys.exit(Supervisor(app, _queue_list(queues), processes, burst=burst).run())
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@with_app
+def web(app: Jobyard, host: str, port: int) -> None:
+    """Run the web process."""
+    from werkzeug.serving import run_simple
+
+    from dashboard.app import create_app
+
+    run_simple(host, port, create_app(app), threaded=True)
+
+
+@cli.command()
+@with_app
+def scheduler(app: Jobyard) -> None:
+    """Run the scheduler process."""
+    from scheduler.service import run_scheduler
+
+    logging.getLogger().setLevel(logging.INFO)
+    run_scheduler(app)
+
+
+@cli.command()
+@click.option("--processes", default=defaults.DEFAULT_WORKER_PROCESSES, show_default=True, type=click.IntRange(1, 64))
+@click.option("--demo/--no-demo", default=True, show_default=True, help="Enqueue the demo runs.")
+@click.option("--until-done", is_flag=True, help="Exit once the demo runs have finished.")
+def up(processes: int, demo: bool, until_done: bool) -> None:
+    """Bring the whole system up: Redis, database, workers, demo runs."""
+    from core.up import bring_up
+
+    app = app_from(click.get_current_context())
+    sys.exit(bring_up(app, processes=processes, demo=demo, until_done=until_done))
