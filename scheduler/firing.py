@@ -50,6 +50,17 @@ def _missed(trigger: Trigger, due: datetime, now: datetime) -> int:
     return count
 
 
+def _request(schedule: Any, occasion: str) -> EnqueueRequest:
+    """The run a schedule starts; `occasion` (a due time, or the run it follows) keys it."""
+    return EnqueueRequest(
+        schedule.type,
+        schedule.params,
+        triggered_by=f"schedule:{schedule.type}",
+        schedule_id=schedule.id,
+        idempotency_key=f"schedule:{schedule.id}:{occasion}",
+    )
+
+
 def fire_due(app: Jobyard, schedule_ids: list[int], now: datetime | None = None) -> list[Firing]:
     """Fires the given schedules whose next execution has come; returns what was fired."""
     now = now or utcnow()
@@ -86,15 +97,7 @@ def fire_due(app: Jobyard, schedule_ids: list[int], now: datetime | None = None)
             )
             if not moved:
                 continue  # fired by another scheduler meanwhile
-            requests.append(
-                EnqueueRequest(
-                    row.type,
-                    row.params,
-                    triggered_by=f"schedule:{row.type}",
-                    schedule_id=row.id,
-                    idempotency_key=f"schedule:{row.id}:{due.isoformat()}",
-                )
-            )
+            requests.append(_request(row, due.isoformat()))
             planned.append((row, due, next_run_at, missed if misfired else -1))
         if not requests:
             session.rollback()
@@ -138,16 +141,7 @@ def fire_dependents(app: Jobyard, completed_type: str, run_id: str) -> list[str]
         ]
         if not rows:
             return []
-        requests = [
-            EnqueueRequest(
-                r.type,
-                r.params,
-                triggered_by=f"schedule:{r.type}",
-                schedule_id=r.id,
-                idempotency_key=f"schedule:{r.id}:after:{run_id}",
-            )
-            for r in rows
-        ]
+        requests = [_request(r, f"after:{run_id}") for r in rows]
         run_ids = enqueue_many(requests, session=session, app=app)
         for row, new_run in zip(rows, run_ids, strict=True):
             session.execute(

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -29,6 +29,7 @@ POSTGRES_URL = os.environ.get("JOBYARD_TEST_POSTGRES_URL", "postgresql+psycopg:/
 # JOBYARD_TEST_DATABASES=sqlite,postgresql picks the backends every database test runs against.
 BACKENDS = [b.strip() for b in os.environ.get("JOBYARD_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
 REPO = Path(__file__).resolve().parent.parent
+P = TypeVar("P", bound="JobyardProcess")
 
 
 def unavailable(what: str, error: Exception) -> None:
@@ -169,34 +170,36 @@ class WorkerProcesses(JobyardProcess):
         )
 
 
-@pytest.fixture
-def start_scheduler(app: Jobyard) -> Iterator[Callable[[], JobyardProcess]]:
-    started: list[JobyardProcess] = []
+def _starter(make: Callable[..., P]) -> Iterator[Callable[..., P]]:
+    started: list[P] = []
 
-    def start() -> JobyardProcess:
-        scheduler = JobyardProcess(app, "scheduler")
-        started.append(scheduler)
-        return scheduler
+    def start(*args: Any, **kwargs: Any) -> P:
+        process = make(*args, **kwargs)
+        started.append(process)
+        return process
 
     yield start
-    for scheduler in started:
-        scheduler.stop()
-        _running.remove(scheduler)
+    for process in started:
+        process.stop()
+        _running.remove(process)
+
+
+@pytest.fixture
+def start_scheduler(app: Jobyard) -> Iterator[Callable[[], JobyardProcess]]:
+    yield from _starter(lambda: JobyardProcess(app, "scheduler"))
 
 
 @pytest.fixture
 def start_workers(app: Jobyard) -> Iterator[Callable[..., WorkerProcesses]]:
-    started: list[WorkerProcesses] = []
+    yield from _starter(lambda processes=1, **kwargs: WorkerProcesses(app, processes, **kwargs))
 
-    def start(processes: int = 1, **kwargs: Any) -> WorkerProcesses:
-        workers = WorkerProcesses(app, processes, **kwargs)
-        started.append(workers)
-        return workers
 
-    yield start
-    for workers in started:
-        workers.stop()
-        _running.remove(workers)
+def run_cli(app: Jobyard, *args: str) -> subprocess.CompletedProcess[str]:
+    """`jobyard …` in a child process against the test's database and Redis."""
+    return subprocess.run(
+        [sys.executable, "-m", "core.cli", *args],
+        env={**os.environ, **app.child_env()}, cwd=REPO, capture_output=True, text=True, check=False,
+    )  # fmt: skip
 
 
 class PrivateRedis:

@@ -74,6 +74,13 @@ def cli(verbose: bool) -> None:
     )
 
 
+def echo_run_id(run_id: str, as_json: bool) -> None:
+    if as_json:
+        echo_json({"id": run_id})
+    else:
+        click.echo(run_id)
+
+
 def parse_assignments(pairs: tuple[str, ...]) -> dict[str, str]:
     params: dict[str, str] = {}
     for pair in pairs:

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from core.app import Jobyard
-from core.cli.base import CliError, app_from, cli, echo_json, parse_assignments, parse_at, with_app
+from core.cli.base import CliError, app_from, cli, echo_json, echo_run_id, parse_assignments, parse_at, with_app
 from jobs.status import RunStatus
 
 
@@ -47,10 +47,7 @@ def enqueue(
         [run_id] = enqueue_many([request], app=app, from_text=True)
     except InvalidJobRequest as exc:
         raise CliError(str(exc)) from None
-    if as_json:
-        echo_json({"id": run_id})
-    else:
-        click.echo(run_id)
+    echo_run_id(run_id, as_json)
 
 
 @cli.command()

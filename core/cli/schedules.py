@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from core.app import Jobyard
-from core.cli.base import CliError, cli, echo_json, parse_assignments, parse_at, with_app
+from core.cli.base import CliError, cli, echo_json, echo_run_id, parse_assignments, parse_at, with_app
 from core.db import utcnow
 
 
@@ -156,7 +156,4 @@ def schedules_run_now(app: Jobyard, job_type: str, params: tuple[str, ...], by: 
         )
     except InvalidJobRequest as exc:
         raise CliError(str(exc)) from None
-    if as_json:
-        echo_json({"id": run_id})
-    else:
-        click.echo(run_id)
+    echo_run_id(run_id, as_json)

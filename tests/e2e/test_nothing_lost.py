@@ -4,9 +4,6 @@ two worker processes."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +15,7 @@ from core.app import Jobyard
 from core.migrate import upgrade
 from jobs.enqueue import EnqueueRequest, enqueue, enqueue_many
 from jobs.models import Attempt, Run
-from tests.conftest import REPO, PrivateRedis, WorkerProcesses, make_settings, wait_for
+from tests.conftest import PrivateRedis, WorkerProcesses, make_settings, run_cli, wait_for
 from workers.worker import JobyardWorker
 
 
@@ -50,14 +47,7 @@ def test_redis_emptied_under_queued_and_retrying_runs(
     app.redis.flushdb()
     assert app.redis.dbsize() == 0
 
-    result = subprocess.run(
-        [sys.executable, "-m", "core.cli", "reconcile", "--grace", "0", "--json"],
-        env={**os.environ, **app.child_env()},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_cli(app, "reconcile", "--grace", "0", "--json")
     assert result.returncode == 0, result.stderr
     assert len(json.loads(result.stdout)["repushed"]) == 25
     # Redis holds every run again: the 20 pending ones queued, the retrying ones queued or scheduled.

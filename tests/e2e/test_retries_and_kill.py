@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from itertools import pairwise
 
@@ -13,7 +10,7 @@ from sqlalchemy import select
 from core.app import Jobyard
 from jobs.enqueue import enqueue
 from jobs.models import Attempt, Run, RunLog
-from tests.conftest import REPO, WorkerProcesses, wait_for
+from tests.conftest import WorkerProcesses, run_cli, wait_for
 from workers.models import WorkerRecord
 
 
@@ -89,14 +86,7 @@ def test_manual_retry_starts_a_new_series_and_keeps_history(
         conn.execute(Run.__table__.update().where(Run.__table__.c.id == run_id).values(max_attempts=1))
     start_workers(1)
     wait_for(status_is(app, run_id, "failed"), timeout=30, what="first series to fail")
-    result = subprocess.run(
-        [sys.executable, "-m", "core.cli", "retry", run_id, "--by", "alice"],
-        env={**os.environ, **app.child_env()},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_cli(app, "retry", run_id, "--by", "alice")
     assert result.returncode == 0, result.stderr
     wait_for(status_is(app, run_id, "completed", "failed"), timeout=30, what="second series to end")
     run = run_of(app, run_id)
