@@ -19,6 +19,8 @@ WORKER_DEAD_AFTER_S = 30.0
 WORKER_SHUTDOWN_GRACE_S = 30.0
 WORKER_RESTART_BACKOFF_MAX_S = 30.0
 DEFAULT_WORKER_PROCESSES = 2
+# A running job asked to stop gets this long to notice; then its worker process is killed.
+CANCEL_GRACE_S = 10.0
 
 # Reconciler
 RECONCILE_INTERVAL_S = 10.0

@@ -43,6 +43,7 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     log_level: str = "INFO"
     schedule_misfire_grace_s: float = defaults.SCHEDULE_MISFIRE_GRACE_S
+    cancel_grace_s: float = defaults.CANCEL_GRACE_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +69,7 @@ class Settings:
             reconcile_interval_s=_float(env, "JOBYARD_RECONCILE_INTERVAL_S", defaults.RECONCILE_INTERVAL_S),
             reconcile_grace_s=_float(env, "JOBYARD_RECONCILE_GRACE_S", defaults.RECONCILE_GRACE_S, zero_ok=True),
             sqlite_synchronous=synchronous,
+            cancel_grace_s=_float(env, "JOBYARD_CANCEL_GRACE_S", defaults.CANCEL_GRACE_S),
             schedule_misfire_grace_s=_float(
                 env, "JOBYARD_SCHEDULE_MISFIRE_GRACE_S", defaults.SCHEDULE_MISFIRE_GRACE_S, zero_ok=True
             ),
@@ -97,6 +99,7 @@ class Settings:
             "JOBYARD_SQLITE_SYNCHRONOUS": self.sqlite_synchronous,
             "JOBYARD_LOG_LEVEL": self.log_level,
             "JOBYARD_SCHEDULE_MISFIRE_GRACE_S": str(self.schedule_misfire_grace_s),
+            "JOBYARD_CANCEL_GRACE_S": str(self.cancel_grace_s),
         }
         if self.redis_url:
             env["JOBYARD_REDIS_URL"] = self.redis_url

@@ -46,6 +46,8 @@ def retry_run(app: Jobyard, run_id: str, *, by: str) -> None:
                 result=None,
                 dispatched_at=now,
                 retried_by=by,
+                cancel_requested_at=None,
+                cancel_requested_by=None,
                 retried_at=now,
             )
             .returning(runs.c.type, runs.c.queue, runs.c.timeout_s, runs.c.series)
@@ -60,4 +62,7 @@ def retry_run(app: Jobyard, run_id: str, *, by: str) -> None:
                 run_id=run_id, at=now, level="info", message=f"retried by {by} (attempt series {row.series})"
             )
         )
+    from jobs.cancel import flag_key
+
+    app.redis.delete(flag_key(run_id))  # a new series must not see the old stop request
     push_quietly(app.dispatcher, [Delivery(run_id, row.type, row.queue, row.timeout_s)])

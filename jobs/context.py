@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +14,7 @@ from core.db import utcnow
 from jobs.models import run_logs_table, runs_table
 
 LEVELS = ("info", "warning", "error")
+CANCEL_POLL_S = 0.2
 _PY_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 log = logging.getLogger("jobyard.job")
 
@@ -23,7 +26,27 @@ class JobContext:
     attempt: int
     params: dict[str, Any]
     engine: Engine
+    # Answers whether the run was asked to stop; polled at most every CANCEL_POLL_S.
+    cancel_requested: Callable[[], bool] = field(default=lambda: False)
     warnings: int = field(default=0)
+    _cancel_seen: bool = field(default=False)
+    _cancel_checked_at: float = field(default=float("-inf"))
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the run has been asked to stop; a job checks it between steps."""
+        now = time.monotonic()
+        if not self._cancel_seen and now - self._cancel_checked_at >= CANCEL_POLL_S:
+            self._cancel_checked_at = now
+            self._cancel_seen = self.cancel_requested()
+        return self._cancel_seen
+
+    def check_cancelled(self) -> None:
+        """Raises Cancelled when the run was asked to stop: the attempt then ends `cancelled`."""
+        if self.cancelled:
+            from jobs.cancel import Cancelled
+
+            raise Cancelled(f"run {self.run_id} was cancelled")
 
     def progress(self, done: int, total: int, message: str | None = None) -> None:
         if total < 0 or done < 0:

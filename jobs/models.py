@@ -46,6 +46,10 @@ class Run(Base):
     progress_message: Mapped[str | None] = mapped_column(String(500))
     retried_by: Mapped[str | None] = mapped_column(String(200))
     retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Asked to stop while running: the job sees it through its context, and past the grace period the
+    # supervisor kills its process. Cancelling is final (seed 004); only an explicit retry starts again.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(200))
     schedule_id: Mapped[int | None] = mapped_column(Integer)
     # A producer's key (a schedule's: "schedule:<id>:<due time>"); a second enqueue with it returns the first run.
     idempotency_key: Mapped[str | None] = mapped_column(String(200))

@@ -98,6 +98,7 @@ def make_settings(data_dir: Path, database_url: str, redis_url: str, **overrides
         "worker_dead_after_s": 3.0,
         "reconcile_interval_s": 1.0,
         "reconcile_grace_s": 0.0,
+        "cancel_grace_s": 2.0,
         "job_modules": ("tests.jobtypes",),
     }
     values.update(overrides)

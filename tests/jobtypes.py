@@ -50,6 +50,11 @@ def exclusive(ctx: JobContext, seconds: float) -> None:
     time.sleep(seconds)
 
 
+@job_type("test.stubborn", title="Stubborn", params=[Param("seconds", float)])
+def stubborn(ctx: JobContext, seconds: float) -> None:
+    time.sleep(seconds)  # never looks at ctx.cancelled: only a hard stop ends it
+
+
 @job_type("test.follower", title="Follower")
 def follower(ctx: JobContext) -> None:
     return None

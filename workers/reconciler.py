@@ -107,6 +107,11 @@ def _fail_died_attempt(app: Jobyard, recorder: RunRecorder, claim: Claim, report
     declared = app.registry.get(claim.type)
     policy = declared.retry if declared is not None else RetryPolicy()
     failure = Failure("died", "WorkerDied", f"worker {claim.worker} died during attempt {claim.attempt}")
+    with app.engine.connect() as conn:
+        stop_asked = conn.execute(select(runs.c.cancel_requested_at).where(runs.c.id == claim.run_id)).scalar()
+    if stop_asked is not None:
+        # Killed on purpose: the job did not stop within the cancel grace period.
+        failure = Failure("cancelled", "Cancelled", f"stopped hard: worker {claim.worker} was killed")
     outcome = recorder.fail(claim, failure, policy)
     if outcome is None:
         return

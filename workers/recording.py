@@ -78,7 +78,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class Failure:
-    outcome: str  # failed | timeout | died
+    outcome: str  # failed | timeout | died | cancelled
     error_class: str
     message: str
     traceback: str | None = None
@@ -152,8 +152,13 @@ class RunRecorder:
 
         Returns None if the run was no longer running under this attempt (someone else settled it)."""
         now = utcnow()
-        delay = policy.delay_after(claim.attempt, max_attempts=claim.max_attempts) if policy else None
-        if delay is None:
+        delay = None
+        if policy is not None and failure.outcome != "cancelled":
+            delay = policy.delay_after(claim.attempt, max_attempts=claim.max_attempts)
+        if failure.outcome == "cancelled":
+            outcome = Outcome(RunStatus.CANCELLED, None, failure)
+            finished_at, next_attempt_at, dispatched_at = now, None, None
+        elif delay is None:
             outcome = Outcome(RunStatus.FAILED, None, failure)
             finished_at, next_attempt_at, dispatched_at = now, None, None
         else:

@@ -19,13 +19,15 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
 from core import defaults
-from jobs.models import Run
+from core.db import utcnow
+from jobs.models import Attempt, Run
 from jobs.status import RunStatus
 from workers import liveness
 from workers.promoter import promote_due
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobyard.supervisor")
 PROMOTE_INTERVAL_S = 0.5
+CANCEL_CHECK_INTERVAL_S = 0.5
 POLL_INTERVAL_S = 0.2
 # Work that a burst run waits for before it may end.
 UNFINISHED = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RETRYING)
@@ -62,6 +65,7 @@ class Supervisor:
         self.slots = [Slot(i) for i in range(processes)]
         self.prefix = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
+        self._next_cancel_check = 0.0
         self._env = {**os.environ, **app.child_env()}
 
     # -- child processes -------------------------------------------------------------------------
@@ -125,6 +129,7 @@ class Supervisor:
                     died |= self._check(slot)
                     if slot.process is None and not slot.done and time.monotonic() >= slot.restart_at:
                         self._start(slot)
+                died |= self._enforce_cancels()
                 if died or time.monotonic() >= next_reconcile:
                     self._reconcile()
                     next_reconcile = time.monotonic() + self.app.settings.reconcile_interval_s
@@ -140,6 +145,43 @@ class Supervisor:
             self._stop.set()
             self._shutdown()
         return 0
+
+    def _enforce_cancels(self) -> bool:
+        """Kills the worker of a run asked to stop longer than the cancel grace ago; True if one was."""
+        alive = {s.name: s for s in self.slots if s.process is not None and s.process.poll() is None}
+        if not alive or time.monotonic() < self._next_cancel_check:
+            return False
+        self._next_cancel_check = time.monotonic() + CANCEL_CHECK_INTERVAL_S
+        cutoff = utcnow() - timedelta(seconds=self.app.settings.cancel_grace_s)
+        with self.app.engine.connect() as conn:
+            overdue = (
+                conn.execute(
+                    select(Attempt.worker)
+                    .join(
+                        Run,
+                        (Run.id == Attempt.run_id)
+                        & (Run.series == Attempt.series)
+                        & (Run.attempt_count == Attempt.number),
+                    )
+                    .where(
+                        Run.status == RunStatus.RUNNING, Run.cancel_requested_at <= cutoff, Attempt.worker.in_(alive)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for name in overdue:
+            slot = alive[name]
+            assert slot.process is not None
+            log.warning(
+                "worker %s did not stop its cancelled job within %.0fs; killing it",
+                name,
+                self.app.settings.cancel_grace_s,
+            )
+            slot.process.kill()
+            slot.process.wait()
+            self._check(slot)
+        return bool(overdue)
 
     def _reconcile(self) -> None:
         try:

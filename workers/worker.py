@@ -24,6 +24,7 @@ from rq.worker import SimpleWorker
 from sqlalchemy import insert
 
 from core.db import utcnow
+from jobs import cancel
 from jobs.context import JobContext
 from jobs.dispatch import ENTRYPOINT
 from jobs.enqueue import push_quietly
@@ -106,7 +107,12 @@ class JobyardWorker(SimpleWorker):
             self._release_delivery(job.id, queue)
             return
         context = JobContext(
-            run_id=claim.run_id, type=claim.type, attempt=claim.attempt, params={}, engine=self.app.engine
+            run_id=claim.run_id,
+            type=claim.type,
+            attempt=claim.attempt,
+            params={},
+            engine=self.app.engine,
+            cancel_requested=lambda: cancel.is_requested(self.connection, claim.run_id),
         )
         self._active = ActiveAttempt(self.app, claim, context)
         self._failure = None
@@ -151,7 +157,11 @@ class JobyardWorker(SimpleWorker):
     def handle_exception(self, job: Job, *exc_info: type[BaseException] | BaseException | TracebackType | None) -> None:
         exc = exc_info[1]
         if isinstance(exc, BaseException):
-            outcome = "timeout" if isinstance(exc, JobTimeoutException) else "failed"
+            outcome = "failed"
+            if isinstance(exc, JobTimeoutException):
+                outcome = "timeout"
+            elif isinstance(exc, cancel.Cancelled):
+                outcome = "cancelled"
             self._failure = Failure.from_exception(exc, outcome=outcome)
         super().handle_exception(job, *exc_info)
 

@@ -173,3 +173,25 @@ def reconcile(app: Jobyard, grace: float | None, as_json: bool) -> None:
         echo_json(report.as_dict())
     else:
         click.echo(f"pushed again: {len(report.repushed)}, attempts of dead workers settled: {len(report.died)}")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.option("--by", help="Who cancels (default: cli:<user>).")
+@click.option("--json", "as_json", is_flag=True)
+@with_app
+def cancel(app: Jobyard, run_id: str, by: str | None, as_json: bool) -> None:
+    """Cancel a run: at once if it is not executing, else ask it to stop (killed after the grace period)."""
+    from jobs.actions import RunNotFound
+    from jobs.cancel import RunNotCancellable, cancel_run
+
+    try:
+        status = cancel_run(app, run_id, by=by or f"cli:{getpass.getuser()}")
+    except (RunNotFound, RunNotCancellable) as exc:
+        raise CliError(str(exc)) from None
+    if as_json:
+        echo_json({"id": run_id, "status": status.value})
+    elif status is RunStatus.CANCELLED:
+        click.echo(f"run {run_id} cancelled")
+    else:
+        click.echo(f"run {run_id} asked to stop; it is killed if still running in {app.settings.cancel_grace_s:.0f}s")

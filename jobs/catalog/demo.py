@@ -25,7 +25,11 @@ def noop(ctx: JobContext) -> None:
     backoff_base_s=1.0,
 )
 def sleep(ctx: JobContext, seconds: float) -> dict[str, float]:
-    time.sleep(seconds)
+    deadline = time.monotonic() + seconds
+    # In short naps, so that a cancel is noticed within a fraction of a second.
+    while (left := deadline - time.monotonic()) > 0:
+        ctx.check_cancelled()
+        time.sleep(min(left, 0.1))
     return {"slept_s": seconds}
 
 

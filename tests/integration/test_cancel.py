@@ -1,0 +1,61 @@
+"""Cancelling runs that are not executing, against real Redis and SQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from core.app import Jobyard
+from jobs.actions import RunNotFound, retry_run
+from jobs.cancel import RunNotCancellable, cancel_run, flag_key
+from jobs.dispatch import Delivery
+from jobs.enqueue import enqueue
+from jobs.models import Attempt, Run
+from jobs.status import RunStatus
+from workers.worker import JobyardWorker
+
+
+def run_of(app: Jobyard, run_id: str) -> Run:
+    with app.sessions() as session:
+        run = session.get(Run, run_id)
+        assert run is not None
+        return run
+
+
+def test_a_queued_run_is_cancelled_at_once_and_never_picked_up(app: Jobyard) -> None:
+    run_id = enqueue("demo.noop", app=app)
+    assert app.flush()
+    assert cancel_run(app, run_id, by="alice") is RunStatus.CANCELLED
+    run = run_of(app, run_id)
+    assert (run.status, run.error, run.cancel_requested_by) == ("cancelled", "cancelled by alice", "alice")
+    assert app.redis.llen("rq:queue:default") == 0
+    # Even a stray delivery of it (a reconciler push racing the cancel) is refused.
+    app.dispatcher.push([Delivery(run_id, "demo.noop", "default", 120)])
+    JobyardWorker(["default"], app=app).work(burst=True)
+    assert run_of(app, run_id).status == "cancelled"
+    with app.sessions() as session:
+        assert session.scalars(select(Attempt).where(Attempt.run_id == run_id)).all() == []
+
+
+def test_a_retrying_run_is_cancelled_and_a_final_one_refuses(app: Jobyard) -> None:
+    run_id = enqueue("demo.fail", {"times": 3}, app=app)
+    assert app.flush()
+    JobyardWorker(["default"], app=app).work(burst=True)
+    assert run_of(app, run_id).status == "retrying"
+    assert cancel_run(app, run_id, by="alice") is RunStatus.CANCELLED
+    assert app.redis.zscore("rq:scheduled:default", run_id) is None
+    with pytest.raises(RunNotCancellable, match="it has already ended"):
+        cancel_run(app, run_id, by="alice")
+    with pytest.raises(RunNotFound):
+        cancel_run(app, "nope", by="alice")
+
+
+def test_a_cancelled_run_can_be_retried_as_a_new_series(app: Jobyard) -> None:
+    run_id = enqueue("demo.noop", app=app)
+    cancel_run(app, run_id, by="alice")
+    app.redis.set(flag_key(run_id), "alice")  # as if it had been running when cancelled
+    retry_run(app, run_id, by="bob")
+    assert not app.redis.exists(flag_key(run_id))
+    JobyardWorker(["default"], app=app).work(burst=True)
+    run = run_of(app, run_id)
+    assert (run.status, run.series, run.cancel_requested_at) == ("completed", 2, None)
