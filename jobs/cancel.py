@@ -81,6 +81,10 @@ def cancel_run(app: Jobyard, run_id: str, *, by: str) -> RunStatus:
             return RunStatus(status)  # a running run already asked to stop
         message = f"cancelled by {by}" if stopped is not None else f"asked to stop by {by}"
         conn.execute(insert(run_logs_table).values(run_id=run_id, at=now, level="warning", message=message))
+    if stopped is not None:
+        from jobs.dependencies import settle_dependents
+
+        settle_dependents(app, run_id)
     try:
         if stopped is not None:
             _forget(app, stopped.queue, run_id)

@@ -46,6 +46,8 @@ class EnqueueRequest:
     # A second request with the same key creates nothing and returns the first run's id.
     idempotency_key: str | None = None
     schedule_id: int | None = None
+    # Runs that must complete first; the run waits in `waiting` until they have.
+    depends_on: tuple[str, ...] = ()
 
 
 def _prepare(
@@ -83,9 +85,51 @@ def _prepare(
         "timeout_s": declared.timeout_s,
         "schedule_id": request.schedule_id,
         "idempotency_key": request.idempotency_key,
+        "finished_at": None,
+        "error": None,
     }
     delivery = Delivery(run_id, declared.name, queue, declared.timeout_s, request.at if later else None)
     return row, delivery
+
+
+_DEPENDENCY_STATUS = "SELECT id, status FROM runs WHERE id IN ({ids})"
+_INSERT_DEPENDENCY = "INSERT INTO run_dependencies (run_id, depends_on_id) VALUES (:run_id, :depends_on_id)"
+
+
+def _hold_dependents(
+    app: Jobyard, requests: list[EnqueueRequest], rows: list[dict[str, Any]], session: Session | None
+) -> tuple[set[str], list[dict[str, str]]]:
+    """Marks runs with unfinished dependencies `waiting`, and cancels at once those depending on a run
+    that already failed or was cancelled. Returns the runs not to push and the dependency rows."""
+    wanted = sorted({d for r in requests for d in r.depends_on})
+    params = {f"d{i}": run_id for i, run_id in enumerate(wanted)}
+    sql_text = _DEPENDENCY_STATUS.format(ids=", ".join(":" + k for k in params))
+    if session is not None:
+        found = {row.id: row.status for row in Runner.joining(session.connection()).all(sql_text, params)}
+    else:
+        with app.hot.transaction() as sql:
+            found = {row.id: row.status for row in sql.all(sql_text, params)}
+    errors = [
+        FieldError(f"[{i}].depends_on" if len(requests) > 1 else "depends_on", f"unknown run {run_id!r}")
+        for i, request in enumerate(requests)
+        for run_id in request.depends_on
+        if run_id not in found
+    ]
+    if errors:
+        raise InvalidJobRequest(errors)
+    held: set[str] = set()
+    dependencies: list[dict[str, str]] = []
+    for request, row in zip(requests, rows, strict=True):
+        dependencies.extend({"run_id": row["id"], "depends_on_id": d} for d in request.depends_on)
+        doomed = next((d for d in request.depends_on if found[d] in ("failed", "cancelled")), None)
+        if doomed is not None:
+            row.update(status=RunStatus.CANCELLED, finished_at=row["created_at"],
+                       error=f"cancelled: run {doomed}, which it depends on, {found[doomed]}")  # fmt: skip
+            held.add(row["id"])
+        elif any(found[d] not in ("completed", "completed_with_warnings") for d in request.depends_on):
+            row["status"] = RunStatus.WAITING
+            held.add(row["id"])
+    return held, dependencies
 
 
 def push_quietly(dispatcher: Dispatcher, deliveries: Sequence[Delivery]) -> None:
@@ -147,13 +191,17 @@ def enqueue_many(
         raise InvalidJobRequest(errors)
     if not rows:
         return []
+    held: set[str] = set()
+    dependencies: list[dict[str, str]] = []
+    if any(r.depends_on for r in requests):
+        held, dependencies = _hold_dependents(app, requests, rows, session)
     if session is not None:
-        ids = _insert(Runner.joining(session.connection()), app.hot, rows)
-        _defer_to_commit(session, app.pusher, [d for d in deliveries if d.run_id in ids.inserted])
+        ids = _insert(Runner.joining(session.connection()), app.hot, rows, dependencies)
+        _defer_to_commit(session, app.pusher, [d for d in deliveries if d.run_id in ids.inserted - held])
     else:
         with app.hot.transaction() as sql:
-            ids = _insert(sql, app.hot, rows)
-        app.pusher.submit([d for d in deliveries if d.run_id in ids.inserted])
+            ids = _insert(sql, app.hot, rows, dependencies)
+        app.pusher.submit([d for d in deliveries if d.run_id in ids.inserted - held])
     return ids.in_order
 
 
@@ -166,11 +214,12 @@ class _Inserted:
 _COLUMNS = (
     "id", "type", "queue", "status", "params", "domain", "triggered_by", "created_at", "dispatched_at",
     "scheduled_for", "attempt_count", "series", "max_attempts", "timeout_s", "schedule_id", "idempotency_key",
+    "finished_at", "error",
 )  # fmt: skip
 _INSERT_RUN = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
 
 
-def _insert(sql: Runner, hot: HotSQL, rows: list[dict[str, Any]]) -> _Inserted:
+def _insert(sql: Runner, hot: HotSQL, rows: list[dict[str, Any]], dependencies: list[dict[str, str]]) -> _Inserted:
     values = [
         {
             **r,
@@ -178,6 +227,7 @@ def _insert(sql: Runner, hot: HotSQL, rows: list[dict[str, Any]]) -> _Inserted:
             "created_at": hot.ts(r["created_at"]),
             "dispatched_at": hot.ts(r["dispatched_at"]),
             "scheduled_for": hot.ts(r["scheduled_for"]),
+            "finished_at": hot.ts(r["finished_at"]),
         }
         for r in rows
     ]
@@ -186,6 +236,8 @@ def _insert(sql: Runner, hot: HotSQL, rows: list[dict[str, Any]]) -> _Inserted:
     if plain:
         sql(_INSERT_RUN, plain)
     if not keyed:
+        if dependencies:
+            sql(_INSERT_DEPENDENCY, dependencies)
         return _Inserted([r["id"] for r in rows], {r["id"] for r in rows})
     sql(_INSERT_RUN + " ON CONFLICT (idempotency_key) DO NOTHING", keyed)
     holders: dict[str, str] = {}
@@ -198,8 +250,11 @@ def _insert(sql: Runner, hot: HotSQL, rows: list[dict[str, Any]]) -> _Inserted:
         )
         holders.update((row.idempotency_key, row.id) for row in found)
     in_order = [r["id"] if r["idempotency_key"] is None else holders[r["idempotency_key"]] for r in rows]
-    won = {v["id"] for v in keyed if holders[v["idempotency_key"]] == v["id"]}
-    return _Inserted(in_order, {v["id"] for v in plain} | won)
+    inserted = {v["id"] for v in plain} | {v["id"] for v in keyed if holders[v["idempotency_key"]] == v["id"]}
+    # A request that found its key taken created nothing, so it adds no dependency either.
+    if kept := [d for d in dependencies if d["run_id"] in inserted]:
+        sql(_INSERT_DEPENDENCY, kept)
+    return _Inserted(in_order, inserted)
 
 
 def enqueue(
@@ -212,11 +267,12 @@ def enqueue(
     triggered_by: str | None = None,
     domain: str | None = None,
     idempotency_key: str | None = None,
+    depends_on: Sequence[str] = (),
     app: Jobyard | None = None,
 ) -> str:
     """Enqueues one run of a declared job type and returns its id.
 
     Raises InvalidJobRequest naming every bad field; nothing is stored then.
     """
-    request = EnqueueRequest(type, params, queue, at, triggered_by, domain, idempotency_key)
+    request = EnqueueRequest(type, params, queue, at, triggered_by, domain, idempotency_key, None, tuple(depends_on))
     return enqueue_many([request], session=session, app=app)[0]

@@ -4,6 +4,7 @@ Tables owned here:
 - ``runs``          one row per requested execution of a job type; the source of truth for its status.
 - ``run_attempts``  one row per attempt (series restarts at 1 after a manual retry; old rows stay).
 - ``run_logs``      log lines written by the job or by Jobyard about the run.
+- ``run_dependencies``  which runs a run waits for (enqueue's `depends_on`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,15 @@ class Attempt(Base):
     traceback: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("run_id", "series", "number", name="uq_run_attempts_run_series_number"),)
+
+
+class RunDependency(Base):
+    """``run_dependencies``: a run waits in `waiting` until every run it depends on has completed."""
+
+    __tablename__ = "run_dependencies"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    depends_on_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
 
 
 class RunLog(Base):

@@ -20,8 +20,14 @@ AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.id = type_locks.run_id AND runs.st
 _TAKE = "INSERT INTO type_locks (type, run_id, acquired_at) VALUES (:type, :run_id, :now) ON CONFLICT (type) DO NOTHING"
 _HOLDER = "SELECT run_id FROM type_locks WHERE type = :type"
 _RELEASE = "DELETE FROM type_locks WHERE type = :type AND run_id = :run_id"
+# Runs still waiting for their dependencies are not this lock's to wake.
 _OLDEST_WAITING = """
-SELECT id, queue, timeout_s FROM runs WHERE type = :type AND status = 'waiting' ORDER BY created_at, id LIMIT 1
+SELECT id, queue, timeout_s FROM runs WHERE type = :type AND status = 'waiting'
+AND NOT EXISTS (
+    SELECT 1 FROM run_dependencies d JOIN runs dep ON dep.id = d.depends_on_id
+    WHERE d.run_id = runs.id AND dep.status NOT IN ('completed', 'completed_with_warnings')
+)
+ORDER BY created_at, id LIMIT 1
 """
 _WAKE = "UPDATE runs SET status = 'pending', dispatched_at = :now WHERE id = :id AND status = 'waiting'"
 _WAITING_TYPES = "SELECT DISTINCT type FROM runs WHERE status = 'waiting'"

@@ -11,7 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from core import defaults
-from jobs.status import RunStatus
+from jobs.status import FINAL, RunStatus
 from workers.recording import Claim, Outcome
 
 if TYPE_CHECKING:
@@ -74,7 +74,17 @@ class FireDependents(Hook):
             fire_dependents(self.app, claim.type, claim.run_id)
 
 
-DEFAULT_HOOKS: tuple[type[Hook], ...] = (LogAttempts, FireDependents)
+class SettleDependents(Hook):
+    """Queues (or cancels) the runs that wait for a run which just ended."""
+
+    def after_attempt(self, claim: Claim, outcome: Outcome) -> None:
+        if outcome.status in FINAL:
+            from jobs.dependencies import settle_dependents
+
+            settle_dependents(self.app, claim.run_id)
+
+
+DEFAULT_HOOKS: tuple[type[Hook], ...] = (LogAttempts, FireDependents, SettleDependents)
 
 
 def run_hooks_after(hooks: list[Hook], claim: Claim, outcome: Outcome) -> None:

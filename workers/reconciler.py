@@ -21,11 +21,12 @@ from sqlalchemy import select, update
 
 from core import defaults
 from core.db import utcnow
+from jobs.dependencies import settle_dependents, settle_stale
 from jobs.dispatch import Delivery
 from jobs.models import attempts_table as attempts
 from jobs.models import runs_table as runs
 from jobs.retry import RetryPolicy
-from jobs.status import AWAITING_DISPATCH, RunStatus
+from jobs.status import AWAITING_DISPATCH, FINAL, RunStatus
 from workers import exclusive, liveness
 from workers.recording import Claim, Failure, RunRecorder, recorder_for
 
@@ -52,6 +53,7 @@ def reconcile(app: Jobyard, *, grace_s: float | None = None, now: datetime | Non
     report = ReconcileReport()
     _settle_dead_workers(app, now, report)
     _wake_waiting(app, now, report)
+    settle_stale(app)
     _repush_missing(app, now - timedelta(seconds=grace_s), now, report)
     if report.repushed or report.died:
         log.info("reconciled: %d pushed again, %d attempts of dead workers", len(report.repushed), len(report.died))
@@ -116,6 +118,8 @@ def _fail_died_attempt(app: Jobyard, recorder: RunRecorder, claim: Claim, report
     if outcome is None:
         return
     report.died.append(claim.run_id)
+    if outcome.status in FINAL:
+        settle_dependents(app, claim.run_id)
     log.warning("run %s: worker %s died; run is now %s", claim.run_id, claim.worker, outcome.status.value)
     try:
         app.dispatcher.forget_execution(claim.queue, claim.run_id)
