@@ -1,0 +1,51 @@
+"""Watching a job from outside while it runs, and stopping a worker in the middle of one."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+
+from core.app import Jobyard
+from jobs.enqueue import enqueue
+from jobs.queries import run_detail
+from tests.conftest import WorkerProcesses, wait_for
+
+
+def test_progress_and_log_lines_are_visible_while_the_job_runs(
+    app: Jobyard, start_workers: Callable[..., WorkerProcesses]
+) -> None:
+    run_id = enqueue("demo.progress", {"steps": 20, "step_seconds": 0.25}, app=app)
+    start_workers(1)
+
+    def midway() -> dict[str, object] | None:
+        detail = run_detail(app.engine, run_id)
+        assert detail is not None
+        progress = detail["progress"]
+        return detail if detail["status"] == "running" and 3 <= (progress["done"] or 0) < 20 else None
+
+    seen = wait_for(midway, timeout=30, what="the run to be part-way through")
+    assert seen["logs"], "log lines are readable before the run ends"
+    assert seen["logs"][0]["message"] == "step 1 of 20"
+    assert seen["progress"]["total"] == 20
+    wait_for(lambda: (run_detail(app.engine, run_id) or {}).get("status") == "completed", what="the run to end")
+    final = run_detail(app.engine, run_id)
+    assert final is not None and final["progress"]["done"] == 20 and len(final["logs"]) == 20
+
+
+def test_sigterm_lets_the_current_job_finish_and_loses_nothing(
+    app: Jobyard, start_workers: Callable[..., WorkerProcesses]
+) -> None:
+    current = enqueue("demo.sleep", {"seconds": 2}, app=app)
+    queued = enqueue("demo.noop", app=app)
+    workers = start_workers(1)
+    wait_for(lambda: (run_detail(app.engine, current) or {}).get("status") == "running", what="the job to start")
+    workers.process.send_signal(signal.SIGTERM)
+    assert workers.process.wait(timeout=60) == 0
+    workers.stopped = True
+    detail = run_detail(app.engine, current)
+    assert detail is not None and detail["status"] == "completed"
+    assert [a["outcome"] for a in detail["attempt_history"]] == ["completed"]
+    # The run it had not started is still queued for the next worker.
+    assert (run_detail(app.engine, queued) or {}).get("status") == "pending"
+    start_workers(1)
+    wait_for(lambda: (run_detail(app.engine, queued) or {}).get("status") == "completed", what="the queued run")
