@@ -94,8 +94,6 @@ class Jobyard:
     def close(self) -> None:
         if "pusher" in self.__dict__:
             self.pusher.close()
-        if "hot" in self.__dict__:
-            self.hot.close()
         if "engine" in self.__dict__:
             self.engine.dispose()
         if "redis" in self.__dict__:

@@ -47,7 +47,16 @@ def make_engine(url: str, *, sqlite_synchronous: str = "NORMAL") -> Engine:
     return create_engine(url, pool_pre_ping=True, future=True)
 
 
+MIN_SQLITE = (3, 35)  # RETURNING
+
+
 def _sqlite_engine(url: str, synchronous: str) -> Engine:
+    import sqlite3
+
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise RuntimeError(
+            f"SQLite {sqlite3.sqlite_version} is too old: Jobyard needs {'.'.join(map(str, MIN_SQLITE))} or later"
+        )
     path = url.split(":///", 1)[1] if ":///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -15,12 +15,15 @@ RQ_FAILURE_TTL_S = 7 * 24 * 3600
 # Workers
 WORKER_HEARTBEAT_INTERVAL_S = 5.0
 # A worker silent for this long is dead; its running attempt counts as failed ("worker died").
-WORKER_DEAD_AFTER_S = 30.0
+WORKER_DEAD_AFTER_S = 60.0
 WORKER_SHUTDOWN_GRACE_S = 30.0
 WORKER_RESTART_BACKOFF_MAX_S = 30.0
 DEFAULT_WORKER_PROCESSES = 2
 # A running job asked to stop gets this long to notice; then its worker process is killed.
 CANCEL_GRACE_S = 10.0
+# A job still running this long past its timeout is stuck where RQ's SIGALRM cannot reach it (C code,
+# a swallowed JobTimeoutException): its supervisor kills the process.
+HARD_TIMEOUT_MARGIN_S = 30.0
 
 # Reconciler
 RECONCILE_INTERVAL_S = 10.0

@@ -116,7 +116,6 @@ class HotSQL:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.postgres = engine.dialect.name == "postgresql"
-        self._local = threading.local()
         self._write_lock = None if self.postgres else sqlite_write_lock(engine)
 
     # -- values --------------------------------------------------------------------------------------
@@ -141,17 +140,11 @@ class HotSQL:
 
     # -- execution -----------------------------------------------------------------------------------
 
-    def _raw(self) -> Any:
-        raw = getattr(self._local, "raw", None)
-        if raw is None:
-            # A pooled connection kept for this thread: the engine's connect events (WAL, busy timeout,
-            # autocommit mode on SQLite) have run on it.
-            raw = self._local.raw = self.engine.raw_connection()
-        return raw
-
     @contextmanager
     def transaction(self) -> Iterator[Runner]:
-        raw = self._raw()
+        # Checked out per transaction, so that many producer threads share the pool instead of each
+        # holding a connection for its lifetime.
+        raw = self.engine.raw_connection()
         cursor = raw.cursor()
         lock = self._write_lock
         if lock is not None:
@@ -166,22 +159,10 @@ class HotSQL:
             try:
                 raw.rollback()
             except Exception:
-                # A broken connection: drop it so that the next transaction opens a fresh one.
-                self._discard()
+                raw.invalidate()  # broken: the pool opens a fresh one next time
             raise
         finally:
             if lock is not None:
                 lock.release()
             cursor.close()
-
-    def _discard(self) -> None:
-        raw = getattr(self._local, "raw", None)
-        self._local.raw = None
-        if raw is not None:
-            raw.invalidate()
-
-    def close(self) -> None:
-        raw = getattr(self._local, "raw", None)
-        self._local.raw = None
-        if raw is not None:
             raw.close()

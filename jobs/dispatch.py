@@ -24,9 +24,11 @@ from rq.utils import now, utcformat
 from core import defaults
 
 ENTRYPOINT = "workers.entrypoint.execute_run"
-# Statuses in which RQ is still going to deliver (or is delivering) the job.
 PUSH_CHUNK = 1000  # runs per Redis round trip
-HELD_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED, JobStatus.DEFERRED})
+# Statuses in which RQ is still going to deliver the job. `started` is not one: the reconciler only asks
+# about runs SQL says are waiting for a delivery, and a worker claims a run in SQL before RQ marks it
+# started, so a started hash beside such a run is left over from a failure RQ never finished recording.
+HELD_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})
 
 
 @dataclass(frozen=True)
@@ -158,4 +160,6 @@ class Dispatcher:
 
     def _in_queue(self, queue_name: str, run_id: str) -> bool:
         queue = self.queue(queue_name)
-        return any(self.connection.lpos(key, run_id) is not None for key in (queue.key, queue.intermediate_queue_key))
+        # Not the intermediate list: a job still there after a minute belongs to a worker that died
+        # between popping and starting it, and a second copy is harmless (the claim drops one).
+        return self.connection.lpos(queue.key, run_id) is not None

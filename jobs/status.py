@@ -24,7 +24,7 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     S.PENDING: frozenset({S.RUNNING, S.WAITING, S.CANCELLED, S.FAILED}),
     S.WAITING: frozenset({S.PENDING, S.RUNNING, S.CANCELLED}),
     S.RUNNING: frozenset({S.COMPLETED, S.COMPLETED_WITH_WARNINGS, S.RETRYING, S.FAILED, S.CANCELLED}),
-    S.RETRYING: frozenset({S.RUNNING, S.PENDING, S.CANCELLED, S.FAILED}),
+    S.RETRYING: frozenset({S.RUNNING, S.PENDING, S.WAITING, S.CANCELLED, S.FAILED}),
     S.COMPLETED: frozenset(),
     S.COMPLETED_WITH_WARNINGS: frozenset(),
     # Only an explicit retry leaves these; it starts a new attempt series.

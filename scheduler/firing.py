@@ -20,6 +20,7 @@ from sqlalchemy import insert, select, update
 from core.db import utcnow
 from jobs.enqueue import EnqueueRequest, enqueue_many
 from jobs.models import run_logs_table as run_logs
+from jobs.params import InvalidJobRequest, unseal_secrets, validate_params
 from scheduler.models import schedules_table as schedules
 from scheduler.triggers import Trigger
 
@@ -50,11 +51,20 @@ def _missed(trigger: Trigger, due: datetime, now: datetime) -> int:
     return count
 
 
-def _request(schedule: Any, occasion: str) -> EnqueueRequest:
-    """The run a schedule starts; `occasion` (a due time, or the run it follows) keys it."""
+def _request(app: Jobyard, schedule: Any, occasion: str) -> EnqueueRequest | None:
+    """The run a schedule starts; `occasion` (a due time, or the run it follows) keys it. None, logged,
+    when the stored parameters no longer fit the type: one bad schedule must not hold up the others."""
+    declared = app.registry.get(schedule.type)
+    if declared is None:
+        return None  # removed by ensure_defaults at the next start
+    try:
+        params = validate_params(declared, unseal_secrets(schedule.params, app.settings.secret_key))
+    except (InvalidJobRequest, ValueError) as exc:
+        log.error("schedule of %s cannot start a run: %s", schedule.type, exc)
+        return None
     return EnqueueRequest(
         schedule.type,
-        schedule.params,
+        params,
         triggered_by=f"schedule:{schedule.type}",
         schedule_id=schedule.id,
         idempotency_key=f"schedule:{schedule.id}:{occasion}",
@@ -77,8 +87,6 @@ def fire_due(app: Jobyard, schedule_ids: list[int], now: datetime | None = None)
         ).all()
         requests, planned = [], []
         for row in rows:
-            if row.type not in app.registry:
-                continue  # removed by ensure_defaults at the next start
             trigger = Trigger(row.trigger_kind, row.trigger_spec, row.timezone)
             due = row.next_run_at
             misfired = (now - due).total_seconds() > app.settings.schedule_misfire_grace_s
@@ -97,10 +105,13 @@ def fire_due(app: Jobyard, schedule_ids: list[int], now: datetime | None = None)
             )
             if not moved:
                 continue  # fired by another scheduler meanwhile
-            requests.append(_request(row, due.isoformat()))
+            request = _request(app, row, due.isoformat())
+            if request is None:
+                continue  # its next execution moved on all the same
+            requests.append(request)
             planned.append((row, due, next_run_at, missed if misfired else -1))
         if not requests:
-            session.rollback()
+            session.commit()  # next executions moved past unusable schedules
             return []
         run_ids = enqueue_many(requests, session=session, app=app)
         for (row, due, next_run_at, missed), run_id in zip(planned, run_ids, strict=True):
@@ -137,11 +148,12 @@ def fire_dependents(app: Jobyard, completed_type: str, run_id: str) -> list[str]
             for r in session.execute(
                 select(schedules).where(schedules.c.trigger_kind == "after", schedules.c.mode != "disabled")
             )
-            if r.trigger_spec.get("type") == completed_type and r.type in app.registry
+            if r.trigger_spec.get("type") == completed_type
         ]
-        if not rows:
+        planned = [(r, req) for r in rows if (req := _request(app, r, f"after:{run_id}")) is not None]
+        if not planned:
             return []
-        requests = [_request(r, f"after:{run_id}") for r in rows]
+        rows, requests = [r for r, _ in planned], [req for _, req in planned]
         run_ids = enqueue_many(requests, session=session, app=app)
         for row, new_run in zip(rows, run_ids, strict=True):
             session.execute(

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
 
+from core.crypto import masked
 from core.db import utcnow
 from jobs.enqueue import EnqueueRequest, enqueue_many
-from jobs.params import resolve_type, validate_params
+from jobs.params import resolve_type, seal_secrets, unseal_secrets, validate_params
 from scheduler.models import schedules_table as schedules
 from scheduler.triggers import Trigger, TriggerError
 
@@ -63,7 +64,7 @@ class ScheduleRow:
         return {
             "type": self.type, "mode": self.mode, "trigger": self.trigger.describe(),
             "trigger_kind": self.trigger.kind, "trigger_spec": self.trigger.spec, "timezone": self.trigger.timezone,
-            "params": self.params, "next_run_at": iso(self.next_run_at), "last_run_id": self.last_run_id,
+            "params": masked(self.params), "next_run_at": iso(self.next_run_at), "last_run_id": self.last_run_id,
             "last_fired_at": iso(self.last_fired_at), "misfires": self.misfires,
             "last_misfire_at": iso(self.last_misfire_at), "changed_at": iso(self.changed_at),
             "changed_by": self.changed_by,
@@ -120,8 +121,10 @@ def set_schedule(
     Raises InvalidJobRequest or TriggerError and stores nothing when the input is bad."""
     clean = _check(app, type_name, trigger, params, from_text)
     now = utcnow()
+    # Secret parameters are kept sealed, as on runs; the scheduler unseals them to start a run.
+    sealed = seal_secrets(resolve_type(app.registry, type_name), clean, app.settings.secret_key)
     values = {
-        "params": clean, "trigger_kind": trigger.kind, "trigger_spec": trigger.spec, "timezone": trigger.timezone,
+        "params": sealed, "trigger_kind": trigger.kind, "trigger_spec": trigger.spec, "timezone": trigger.timezone,
         "mode": mode, "next_run_at": trigger.first_due(now), "changed_at": now, "changed_by": by,
     }  # fmt: skip
     with app.engine.begin() as conn:
@@ -138,7 +141,8 @@ def set_mode(app: Jobyard, type_name: str, *, enabled: bool, by: str) -> Schedul
     now = utcnow()
     if enabled:
         declared = app.registry.get(type_name)
-        is_default = declared is not None and declared.default_schedule == current.trigger
+        default = declared.default_schedule if declared is not None else None
+        is_default = default is not None and default.same_plan(current.trigger)
         mode, next_run_at = ("automatic" if is_default else "scheduled"), current.trigger.first_due(now)
     else:
         mode, next_run_at = "disabled", None
@@ -163,7 +167,7 @@ def run_now(
     schedule_id = None
     try:
         existing = get(app, type_name)
-        base, schedule_id = existing.params, existing.id
+        base, schedule_id = unseal_secrets(existing.params, app.settings.secret_key), existing.id
     except ScheduleNotFound:
         pass
     # Validated here too so that a bad override is reported against the merged set, field by field.
@@ -193,7 +197,9 @@ def ensure_defaults(app: Jobyard) -> tuple[list[str], list[str]]:
                     )
                 )  # fmt: skip
                 created.append(declared.name)
-            elif row.mode == "automatic" and Trigger(row.trigger_kind, row.trigger_spec, row.timezone) != trigger:
+            elif row.mode == "automatic" and not Trigger(row.trigger_kind, row.trigger_spec, row.timezone).same_plan(
+                trigger
+            ):
                 # The declaration changed and nobody overrode it: follow the declaration.
                 conn.execute(
                     update(schedules)

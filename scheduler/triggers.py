@@ -59,6 +59,12 @@ class Trigger:
             return _next_weekly(self.spec["days"], self.spec["times"], tz, instant)
         return None  # "after": fired by completions, never by the clock
 
+    def same_plan(self, other: Trigger) -> bool:
+        """Equal but for an interval's anchor, which only says when its cadence started."""
+        plain = {k: v for k, v in self.spec.items() if k != "anchor"}
+        other_plain = {k: v for k, v in other.spec.items() if k != "anchor"}
+        return (self.kind, self.timezone, plain) == (other.kind, other.timezone, other_plain)
+
     def first_due(self, now: datetime) -> datetime | None:
         """The first due time of a new or edited schedule; a one-shot in the past is due now."""
         if self.kind == "at":

@@ -68,3 +68,8 @@ def _tick(ctx: JobContext) -> None:
 TICK_TYPES = [f"test.tick_{n}" for n in range(15)]
 for _name in TICK_TYPES:
     job_type(_name, title=_name)(_tick)
+
+
+@job_type("test.hourly", title="Hourly", default_schedule=triggers.interval(3600))
+def hourly(ctx: JobContext) -> None:
+    return None

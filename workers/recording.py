@@ -33,8 +33,10 @@ _CLAIM = f"""
 UPDATE runs SET status = 'running', attempt_count = attempt_count + 1, started_at = :now,
                 finished_at = NULL, next_attempt_at = NULL
 WHERE id = :id AND status IN ({_STARTABLE})
+  AND COALESCE(next_attempt_at, scheduled_for, :now) <= :not_before
 RETURNING type, queue, params, series, attempt_count, max_attempts, timeout_s
 """
+CLAIM_EARLY_TOLERANCE_S = 2.0
 _WAIT = "UPDATE runs SET status = 'waiting', attempt_count = attempt_count - 1, started_at = NULL WHERE id = :id"
 _OPEN_ATTEMPT = """
 INSERT INTO run_attempts (run_id, series, number, worker, started_at)
@@ -42,7 +44,7 @@ VALUES (:run_id, :series, :number, :worker, :now)
 """
 _COMPLETE_RUN = """
 UPDATE runs SET status = :status, finished_at = :now, result = :result, error = NULL
-WHERE id = :id AND status = 'running'
+WHERE id = :id AND status = 'running' AND series = :series AND attempt_count = :number
 """
 _FAIL_RUN = """
 UPDATE runs SET status = :status, finished_at = :finished_at, next_attempt_at = :next_attempt_at,
@@ -114,7 +116,10 @@ class RunRecorder:
         now = utcnow()
         at = self.hot.ts(now)
         with self.hot.transaction() as sql:
-            row = sql.one(_CLAIM, {"id": run_id, "now": at})
+            # A copy delivered before the run's time (a backoff, a planned start) is not taken; RQ's
+            # registries score whole seconds, hence the tolerance.
+            not_before = self.hot.ts(now + timedelta(seconds=CLAIM_EARLY_TOLERANCE_S))
+            row = sql.one(_CLAIM, {"id": run_id, "now": at, "not_before": not_before})
             if row is None:
                 return None
             if self.is_exclusive(row.type) and not exclusive.take(sql, self.hot, row.type, run_id, now):
@@ -138,12 +143,18 @@ class RunRecorder:
             started_at=now,
         )
 
-    def complete(self, claim: Claim, result: Any, status: RunStatus = RunStatus.COMPLETED) -> Outcome:
+    def complete(self, claim: Claim, result: Any, status: RunStatus = RunStatus.COMPLETED) -> Outcome | None:
         now = utcnow()
         at = self.hot.ts(now)
         with self.hot.transaction() as sql:
-            sql(_COMPLETE_RUN, {"id": claim.run_id, "status": status.value, "now": at, "result": self.hot.json(result)})
-            sql(_COMPLETE_ATTEMPT, {"id": claim.run_id, "series": claim.series, "number": claim.attempt, "now": at})
+            key = {"id": claim.run_id, "series": claim.series, "number": claim.attempt}
+            if not sql(_COMPLETE_RUN, {**key, "status": status.value, "now": at, "result": self.hot.json(result)}):
+                # This attempt was settled meanwhile (declared dead; a later attempt may be running).
+                log.warning(
+                    "run %s: attempt %d finished after it was settled; result dropped", claim.run_id, claim.attempt
+                )
+                return None
+            sql(_COMPLETE_ATTEMPT, {**key, "now": at})
             woken = self._release(sql, claim, now)
         return Outcome(status, woken=woken)
 

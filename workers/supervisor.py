@@ -17,9 +17,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobyard.supervisor")
 PROMOTE_INTERVAL_S = 0.5
-CANCEL_CHECK_INTERVAL_S = 0.5
+LIMIT_CHECK_INTERVAL_S = 0.5
 POLL_INTERVAL_S = 0.2
 # Work that a burst run waits for before it may end.
 UNFINISHED = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.RETRYING)
@@ -65,7 +66,7 @@ class Supervisor:
         self.slots = [Slot(i) for i in range(processes)]
         self.prefix = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
-        self._next_cancel_check = 0.0
+        self._next_limit_check = 0.0
         self._env = {**os.environ, **app.child_env()}
 
     # -- child processes -------------------------------------------------------------------------
@@ -126,10 +127,10 @@ class Supervisor:
             while not self._stop.is_set():
                 died = False
                 for slot in self.slots:
-                    died |= self._check(slot)
+                    died |= self._guarded(partial(self._check, slot), True)
                     if slot.process is None and not slot.done and time.monotonic() >= slot.restart_at:
                         self._start(slot)
-                died |= self._enforce_cancels()
+                died |= self._guarded(self._enforce_limits, False)
                 if died or time.monotonic() >= next_reconcile:
                     self._reconcile()
                     next_reconcile = time.monotonic() + self.app.settings.reconcile_interval_s
@@ -146,42 +147,46 @@ class Supervisor:
             self._shutdown()
         return 0
 
-    def _enforce_cancels(self) -> bool:
-        """Kills the worker of a run asked to stop longer than the cancel grace ago; True if one was."""
+    def _enforce_limits(self) -> bool:
+        """Kills a worker whose job overran: asked to stop longer than the cancel grace ago, or past its
+        attempt timeout by a margin (stuck where RQ's SIGALRM cannot reach it). True if one was."""
         alive = {s.name: s for s in self.slots if s.process is not None and s.process.poll() is None}
-        if not alive or time.monotonic() < self._next_cancel_check:
+        if not alive or time.monotonic() < self._next_limit_check:
             return False
-        self._next_cancel_check = time.monotonic() + CANCEL_CHECK_INTERVAL_S
-        cutoff = utcnow() - timedelta(seconds=self.app.settings.cancel_grace_s)
+        self._next_limit_check = time.monotonic() + LIMIT_CHECK_INTERVAL_S
+        now = utcnow()
         with self.app.engine.connect() as conn:
-            overdue = (
-                conn.execute(
-                    select(Attempt.worker)
-                    .join(
-                        Run,
-                        (Run.id == Attempt.run_id)
-                        & (Run.series == Attempt.series)
-                        & (Run.attempt_count == Attempt.number),
-                    )
-                    .where(
-                        Run.status == RunStatus.RUNNING, Run.cancel_requested_at <= cutoff, Attempt.worker.in_(alive)
-                    )
+            current = conn.execute(
+                select(Attempt.worker, Attempt.started_at, Run.timeout_s, Run.cancel_requested_at)
+                .join(
+                    Run,
+                    (Run.id == Attempt.run_id) & (Run.series == Attempt.series) & (Run.attempt_count == Attempt.number),
                 )
-                .scalars()
-                .all()
-            )
+                .where(Run.status == RunStatus.RUNNING, Attempt.worker.in_(alive), Attempt.finished_at.is_(None))
+            ).all()
+        cancel_grace = timedelta(seconds=self.app.settings.cancel_grace_s)
+        overdue = [
+            row.worker
+            for row in current
+            if (row.cancel_requested_at is not None and now - row.cancel_requested_at > cancel_grace)
+            or now - row.started_at > timedelta(seconds=row.timeout_s + defaults.HARD_TIMEOUT_MARGIN_S)
+        ]
         for name in overdue:
             slot = alive[name]
             assert slot.process is not None
-            log.warning(
-                "worker %s did not stop its cancelled job within %.0fs; killing it",
-                name,
-                self.app.settings.cancel_grace_s,
-            )
+            log.warning("worker %s overran its job (cancelled or past its timeout); killing it", name)
             slot.process.kill()
             slot.process.wait()
             self._check(slot)
         return bool(overdue)
+
+    def _guarded(self, step: Callable[[], bool], on_error: bool) -> bool:
+        """A database or Redis outage must not bring the supervisor down with it."""
+        try:
+            return step()
+        except Exception:
+            log.exception("supervisor step failed; will try again")
+            return on_error
 
     def _reconcile(self) -> None:
         try:

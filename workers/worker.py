@@ -133,6 +133,9 @@ class JobyardWorker(SimpleWorker):
             return f"unreadable payload ({type(exc).__name__}); only JSON is accepted"
         if func_name != ENTRYPOINT:
             return f"{func_name!r} is not a Jobyard run; only declared job types execute"
+        # RQ would import and call a callback named in the hash: Jobyard never sets one.
+        if job._success_callback_name or job._failure_callback_name or job._stopped_callback_name:
+            return "callbacks are not allowed on a Jobyard run"
         if len(args) != 1 or args[0] != job.id or job.kwargs:
             return "malformed Jobyard payload"
         return None
@@ -211,8 +214,9 @@ class JobyardWorker(SimpleWorker):
         status = RunStatus.COMPLETED_WITH_WARNINGS if active.context.warnings else RunStatus.COMPLETED
         outcome = self.recorder.complete(active.claim, job._result, status)
         super().handle_job_success(job, queue, started_job_registry, execution)
-        push_quietly(self.app.dispatcher, outcome.woken)
-        run_hooks_after(self.hooks, active.claim, outcome)
+        if outcome is not None:
+            push_quietly(self.app.dispatcher, outcome.woken)
+            run_hooks_after(self.hooks, active.claim, outcome)
 
 
 def run_worker(app: Jobyard, queues: Sequence[str], *, name: str | None = None, burst: bool = False) -> bool:

@@ -207,3 +207,41 @@ def test_a_late_due_time_within_the_grace_catches_up_instead_of_skipping(app: Jo
     assert due_times == [row.next_run_at + timedelta(seconds=s) for s in (0, 3, 6)]
     assert fire_due(app, [row.id], now=now) == []
     assert schedules.get(app, "demo.noop").misfires == 0
+
+
+def test_secret_parameters_of_a_schedule_are_sealed_and_masked(app: Jobyard) -> None:
+    row = schedules.set_schedule(app, "test.secretive", triggers.interval(60), by="alice", params={"token": "hunter2"})
+    with app.engine.connect() as conn:
+        stored = conn.execute(select(Schedule.params).where(Schedule.id == row.id)).scalar_one()
+    assert "hunter2" not in str(stored)
+    assert row.as_dict()["params"] == {"token": "•••"}
+    assert row.next_run_at is not None
+    [firing] = fire_due(app, [row.id], now=row.next_run_at)
+    assert app.flush()
+    JobyardWorker(["default"], app=app).work(burst=True)
+    with app.sessions() as session:
+        run = session.get(Run, firing.run_id)
+        assert run is not None and run.status == "completed" and run.result == {"token_length": 7}
+        assert "hunter2" not in str(run.params)
+
+
+def test_one_unusable_schedule_does_not_hold_up_the_others(app: Jobyard) -> None:
+    good = schedules.set_schedule(app, "demo.noop", triggers.interval(60), by="alice")
+    bad = schedules.set_schedule(app, "demo.sleep", triggers.interval(60), by="alice", params={"seconds": 1})
+    with app.engine.begin() as conn:  # a parameter renamed since the schedule was saved
+        conn.execute(Schedule.__table__.update().where(Schedule.id == bad.id).values(params={"secs": 1}))
+    now = max(good.next_run_at, bad.next_run_at)  # type: ignore[type-var]
+    firings = fire_due(app, [good.id, bad.id], now=now)
+    assert [f.type for f in firings] == ["demo.noop"]
+    assert schedules.get(app, "demo.sleep").next_run_at > now  # type: ignore[operator]
+    assert runs_of(app, "demo.sleep") == []
+
+
+def test_a_restart_does_not_re_time_a_default_interval(app: Jobyard) -> None:
+    schedules.ensure_defaults(app)
+    first = schedules.get(app, "test.hourly")
+    schedules.ensure_defaults(app)  # as at every scheduler start
+    again = schedules.get(app, "test.hourly")
+    assert (again.mode, again.next_run_at) == ("automatic", first.next_run_at)
+    off = schedules.set_mode(app, "test.hourly", enabled=False, by="bob")
+    assert schedules.set_mode(app, "test.hourly", enabled=True, by="bob").mode == "automatic" != off.mode

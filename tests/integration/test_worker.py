@@ -14,6 +14,7 @@ from jobs.dispatch import Delivery
 from jobs.enqueue import enqueue
 from jobs.models import Attempt, Run
 from workers.models import RefusedJob, WorkerRecord
+from workers.recording import Failure
 from workers.worker import JobyardWorker
 
 
@@ -116,3 +117,19 @@ def test_a_duplicate_delivery_runs_once(app: Jobyard, tmp_path: Path) -> None:
     assert out.read_text().split() == [run_id]
     run, attempts = load(app, run_id)
     assert run.status == "completed" and len(attempts) == 1
+
+
+def test_an_attempt_settled_meanwhile_cannot_complete_the_run(app: Jobyard) -> None:
+    from jobs.retry import RetryPolicy
+    from workers.recording import recorder_for
+
+    run_id = enqueue("demo.noop", app=app)
+    recorder = recorder_for(app)
+    claim = recorder.claim(run_id, "w1")
+    assert claim is not None
+    # The reconciler decided w1 was dead and the run is retrying (or already running again).
+    assert recorder.fail(claim, Failure("died", "WorkerDied", "gone"), RetryPolicy(backoff_base_s=0)) is not None
+    assert recorder.complete(claim, {"late": True}) is None
+    run, attempts = load(app, run_id)
+    assert run.status == "retrying" and run.result is None
+    assert [a.outcome for a in attempts] == ["died"]

@@ -64,3 +64,12 @@ def test_the_fast_path_writes_a_job_rq_reads_as_its_own() -> None:
     assert mine.enqueued_at is not None and mine.created_at is not None
     assert ours.lrange("rq:queue:default", 0, -1) == theirs.lrange("rq:queue:default", 0, -1)
     assert ours.smembers("rq:queues") == theirs.smembers("rq:queues")
+
+
+def test_a_started_hash_beside_a_waiting_run_is_not_held() -> None:
+    connection = fakeredis.FakeRedis()
+    dispatcher = Dispatcher(connection)
+    dispatcher.push([Delivery("r5", "demo.noop", "default", 60)])
+    connection.lpop("rq:queue:default")
+    connection.hset("rq:job:r5", "status", "started")  # RQ failed to record the attempt's failure
+    assert dispatcher.held([("r5", "default")]) == set()
