@@ -31,6 +31,11 @@ PUSH_CHUNK = 1000  # runs per Redis round trip
 HELD_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})
 
 
+def instance_queue(instance: str) -> str:
+    """The queue of a named instance: runs targeted at it go there, and only its workers serve it."""
+    return f"instance.{instance}"
+
+
 @dataclass(frozen=True)
 class Delivery:
     run_id: str

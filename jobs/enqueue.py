@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from core import defaults
 from core.db import utcnow
 from core.hotsql import HotSQL, Runner
-from jobs.dispatch import Delivery, Dispatcher
+from jobs.dispatch import Delivery, Dispatcher, instance_queue
 from jobs.params import FieldError, InvalidJobRequest, resolve_type, seal_secrets, validate_params
 from jobs.pusher import Pusher
 from jobs.status import RunStatus
@@ -48,6 +48,8 @@ class EnqueueRequest:
     schedule_id: int | None = None
     # Runs that must complete first; the run waits in `waiting` until they have.
     depends_on: tuple[str, ...] = ()
+    # A named instance that must run it (its own queue); see `jobyard worker --instance`.
+    instance: str | None = None
 
 
 def _prepare(
@@ -63,11 +65,13 @@ def _prepare(
         errors.append(FieldError(prefix + "at", "must carry a timezone"))
     if request.queue is not None and not request.queue.strip():
         errors.append(FieldError(prefix + "queue", "cannot be empty"))
+    if request.instance is not None and (request.queue is not None or not request.instance.strip()):
+        errors.append(FieldError(prefix + "instance", "must be a name, and not given with a queue"))
     if errors:
         raise InvalidJobRequest(errors)
     run_id = uuid.uuid4().hex
     later = request.at is not None and request.at > now
-    queue = request.queue or declared.queue
+    queue = instance_queue(request.instance) if request.instance else request.queue or declared.queue
     row = {
         "id": run_id,
         "type": declared.name,
@@ -268,11 +272,14 @@ def enqueue(
     domain: str | None = None,
     idempotency_key: str | None = None,
     depends_on: Sequence[str] = (),
+    instance: str | None = None,
     app: Jobyard | None = None,
 ) -> str:
     """Enqueues one run of a declared job type and returns its id.
 
     Raises InvalidJobRequest naming every bad field; nothing is stored then.
     """
-    request = EnqueueRequest(type, params, queue, at, triggered_by, domain, idempotency_key, None, tuple(depends_on))
+    request = EnqueueRequest(
+        type, params, queue, at, triggered_by, domain, idempotency_key, None, tuple(depends_on), instance
+    )
     return enqueue_many([request], session=session, app=app)[0]

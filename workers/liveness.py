@@ -21,7 +21,7 @@ from workers.models import workers_table as workers
 log = logging.getLogger(__name__)
 
 
-def register(engine: Engine, name: str, queues: list[str]) -> None:
+def register(engine: Engine, name: str, queues: list[str], instance: str | None = None) -> None:
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(
@@ -30,6 +30,7 @@ def register(engine: Engine, name: str, queues: list[str]) -> None:
                 hostname=socket.gethostname(),
                 pid=os.getpid(),
                 queues=",".join(queues),
+                instance=instance,
                 started_at=now,
                 last_seen_at=now,
                 stopped_at=None,

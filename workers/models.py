@@ -24,6 +24,8 @@ class WorkerRecord(Base):
     hostname: Mapped[str] = mapped_column(String(200))
     pid: Mapped[int] = mapped_column(Integer)
     queues: Mapped[str] = mapped_column(String(1000))
+    # Named instance (seed 002) this worker serves; its restart settles the runs it left running.
+    instance: Mapped[str | None] = mapped_column(String(100), index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -28,6 +28,7 @@ from jobs.models import runs_table as runs
 from jobs.retry import RetryPolicy
 from jobs.status import AWAITING_DISPATCH, FINAL, RunStatus
 from workers import exclusive, liveness
+from workers.models import workers_table
 from workers.recording import Claim, Failure, RunRecorder, recorder_for
 
 if TYPE_CHECKING:
@@ -105,10 +106,41 @@ def _settle_dead_workers(app: Jobyard, now: datetime, report: ReconcileReport) -
         _fail_died_attempt(app, recorder, claim, report)
 
 
-def _fail_died_attempt(app: Jobyard, recorder: RunRecorder, claim: Claim, report: ReconcileReport) -> None:
+def settle_instance_restart(app: Jobyard, instance: str) -> list[str]:
+    """At the start of a named instance: the runs its previous life left running become failed attempts
+    ("instance restarted") and follow their retry policy (seed 002). Returns their ids."""
+    with app.engine.connect() as conn:
+        left = (
+            conn.execute(
+                select(runs.c.id)
+                .join(
+                    attempts,
+                    (attempts.c.run_id == runs.c.id)
+                    & (attempts.c.series == runs.c.series)
+                    & (attempts.c.number == runs.c.attempt_count),
+                )
+                .join(workers_table, workers_table.c.name == attempts.c.worker)
+                .where(runs.c.status == RunStatus.RUNNING, workers_table.c.instance == instance)
+            )
+            .scalars()
+            .all()
+        )
+    recorder = recorder_for(app)
+    report = ReconcileReport()
+    for run_id in left:
+        claim = recorder.open_claim(run_id)
+        if claim is not None:
+            reason = f"instance {instance} restarted during attempt {claim.attempt}"
+            _fail_died_attempt(app, recorder, claim, report, Failure("died", "InstanceRestarted", reason))
+    return report.died
+
+
+def _fail_died_attempt(
+    app: Jobyard, recorder: RunRecorder, claim: Claim, report: ReconcileReport, failure: Failure | None = None
+) -> None:
     declared = app.registry.get(claim.type)
     policy = declared.retry if declared is not None else RetryPolicy()
-    failure = Failure("died", "WorkerDied", f"worker {claim.worker} died during attempt {claim.attempt}")
+    failure = failure or Failure("died", "WorkerDied", f"worker {claim.worker} died during attempt {claim.attempt}")
     with app.engine.connect() as conn:
         stop_asked = conn.execute(select(runs.c.cancel_requested_at).where(runs.c.id == claim.run_id)).scalar()
     if stop_asked is not None:

@@ -28,11 +28,12 @@ from sqlalchemy import func, select
 
 from core import defaults
 from core.db import utcnow
+from jobs.dispatch import instance_queue
 from jobs.models import Attempt, Run
 from jobs.status import RunStatus
 from workers import liveness
 from workers.promoter import promote_due
-from workers.reconciler import reconcile_if_free
+from workers.reconciler import reconcile_if_free, settle_instance_restart
 
 if TYPE_CHECKING:
     from core.app import Jobyard
@@ -57,11 +58,15 @@ class Slot:
 
 
 class Supervisor:
-    def __init__(self, app: Jobyard, queues: Sequence[str], processes: int, *, burst: bool = False) -> None:
+    def __init__(
+        self, app: Jobyard, queues: Sequence[str], processes: int, *, burst: bool = False, instance: str | None = None
+    ) -> None:
         if processes < 1:
             raise ValueError("--processes must be at least 1")
         self.app = app
-        self.queues = list(queues)
+        self.instance = instance
+        # A named instance also serves its own queue, where runs targeted at it wait.
+        self.queues = [*queues, instance_queue(instance)] if instance else list(queues)
         self.burst = burst
         self.slots = [Slot(i) for i in range(processes)]
         self.prefix = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
@@ -77,6 +82,8 @@ class Supervisor:
         command = [sys.executable, "-m", "workers.process", "--name", slot.name, "--queues", ",".join(self.queues)]
         if self.burst:
             command.append("--burst")
+        if self.instance:
+            command += ["--instance", self.instance]
         slot.process = subprocess.Popen(command, env=self._env)
         log.info("started worker %s (pid %d)", slot.name, slot.process.pid)
 
@@ -120,6 +127,11 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._request_stop)
         promoter = threading.Thread(target=self._promote_forever, name="promoter", daemon=True)
         promoter.start()
+        if self.instance:
+            recovered = settle_instance_restart(self.app, self.instance)
+            if recovered:
+                log.warning("instance %s restarted: %d run(s) it left running follow their retry policy",
+                            self.instance, len(recovered))  # fmt: skip
         for slot in self.slots:
             self._start(slot)
         next_reconcile = time.monotonic() + self.app.settings.reconcile_interval_s

@@ -49,6 +49,7 @@ class JobyardWorker(SimpleWorker):
         *,
         app: Jobyard,
         name: str | None = None,
+        instance: str | None = None,
         hooks: Sequence[Hook] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -60,6 +61,7 @@ class JobyardWorker(SimpleWorker):
             **kwargs,
         )
         self.app = app
+        self.instance = instance
         self.recorder = recorder_for(app)
         self.hooks = list(hooks) if hooks is not None else [hook(app) for hook in DEFAULT_HOOKS]
         self._active: ActiveAttempt | None = None
@@ -70,7 +72,7 @@ class JobyardWorker(SimpleWorker):
 
     def register_birth(self) -> None:
         super().register_birth()  # type: ignore[no-untyped-call]
-        liveness.register(self.app.engine, self.name, self.queue_names())
+        liveness.register(self.app.engine, self.name, self.queue_names(), self.instance)
         self._heartbeat = liveness.Heartbeat(self.app.engine, self.name, self.app.settings.worker_heartbeat_interval_s)
         self._heartbeat.start()
 
@@ -219,9 +221,11 @@ class JobyardWorker(SimpleWorker):
             run_hooks_after(self.hooks, active.claim, outcome)
 
 
-def run_worker(app: Jobyard, queues: Sequence[str], *, name: str | None = None, burst: bool = False) -> bool:
+def run_worker(
+    app: Jobyard, queues: Sequence[str], *, name: str | None = None, instance: str | None = None, burst: bool = False
+) -> bool:
     """Runs one worker in this process until it is told to stop (or, in burst mode, queues are empty)."""
-    worker = JobyardWorker(queues, app=app, name=name)
+    worker = JobyardWorker(queues, app=app, name=name, instance=instance)
     started = time.monotonic()
     # The supervisor runs RQ's scheduler once per host; a forked one per worker would outlive a kill -9.
     worked = worker.work(burst=burst, with_scheduler=False, logging_level=app.settings.log_level)

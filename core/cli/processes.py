@@ -43,13 +43,14 @@ def _queue_list(value: str) -> list[str]:
 @click.option("--queues", default=defaults.DEFAULT_QUEUE, show_default=True, help="Comma-separated queue names.")
 @click.option("--processes", default=defaults.DEFAULT_WORKER_PROCESSES, show_default=True, type=click.IntRange(1, 256))
 @click.option("--burst", is_flag=True, help="Stop when no run on these queues is left to do.")
+@click.option("--instance", help="Serve this named instance too; at start, settle the runs it left running.")
 @with_app
-def worker(app: Jobyard, queues: str, processes: int, burst: bool) -> None:
+def worker(app: Jobyard, queues: str, processes: int, burst: bool, instance: str | None) -> None:
     """Run worker processes (scale out: any number, on any host)."""
     from workers.supervisor import Supervisor
 
     logging.getLogger().setLevel(logging.INFO)
-    sys.exit(Supervisor(app, _queue_list(queues), processes, burst=burst).run())
+    sys.exit(Supervisor(app, _queue_list(queues), processes, burst=burst, instance=instance).run())
 
 
 @cli.command()

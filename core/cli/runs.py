@@ -19,6 +19,8 @@ from jobs.status import RunStatus
 @click.option("--at", "at_text", help="Run at this ISO 8601 time instead of now.")
 @click.option("--triggered-by", help="Who asks for the run (default: cli:<user>).")
 @click.option("--domain", help="Domain the run belongs to.")
+@click.option("--instance", help="Named instance that must run it.")
+@click.option("--depends-on", multiple=True, help="Run that must complete first (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
 @with_app
 def enqueue(
@@ -29,6 +31,8 @@ def enqueue(
     at_text: str | None,
     triggered_by: str | None,
     domain: str | None,
+    instance: str | None,
+    depends_on: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Enqueue a run of JOB_TYPE with key=value PARAMS; prints the run id."""
@@ -42,6 +46,8 @@ def enqueue(
         parse_at(at_text),
         triggered_by or f"cli:{getpass.getuser()}",
         domain,
+        depends_on=depends_on,
+        instance=instance,
     )
     try:
         [run_id] = enqueue_many([request], app=app, from_text=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from core.app import Jobyard
 from jobs.enqueue import enqueue
 from jobs.queries import run_detail
-from tests.conftest import WorkerProcesses, wait_for
+from tests.conftest import JobyardProcess, WorkerProcesses, _running, wait_for
 
 
 def test_progress_and_log_lines_are_visible_while_the_job_runs(
@@ -49,3 +49,26 @@ def test_sigterm_lets_the_current_job_finish_and_loses_nothing(
     assert (run_detail(app.engine, queued) or {}).get("status") == "pending"
     start_workers(1)
     wait_for(lambda: (run_detail(app.engine, queued) or {}).get("status") == "completed", what="the queued run")
+
+
+def test_a_run_for_a_named_instance_waits_for_it_and_survives_its_restart(
+    app: Jobyard, start_workers: Callable[..., WorkerProcesses]
+) -> None:
+    targeted = enqueue("demo.sleep", {"seconds": 3}, instance="alpha", app=app)
+    marker = enqueue("demo.noop", app=app)
+    others = start_workers(1)  # serves the default queue only
+    wait_for(lambda: (run_detail(app.engine, marker) or {}).get("status") == "completed", what="the other worker")
+    assert (run_detail(app.engine, targeted) or {}).get("status") == "pending"
+    others.stop()
+    alpha = JobyardProcess(app, "worker", "--processes", "1", "--instance", "alpha")
+    try:
+        wait_for(lambda: (run_detail(app.engine, targeted) or {}).get("status") == "running", what="alpha to start it")
+        alpha.kill()
+        alpha = JobyardProcess(app, "worker", "--processes", "1", "--instance", "alpha")
+        wait_for(lambda: (run_detail(app.engine, targeted) or {}).get("status") == "completed", timeout=60,
+                 what="the restarted instance to finish it")  # fmt: skip
+    finally:
+        alpha.stop()
+        _running.remove(alpha)
+    history = (run_detail(app.engine, targeted) or {})["attempt_history"]
+    assert [(a["outcome"], a["error_class"]) for a in history] == [("died", "InstanceRestarted"), ("completed", None)]
