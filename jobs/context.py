@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +26,11 @@ class JobContext:
     attempt: int
     params: dict[str, Any]
     engine: Engine
+    schedule_id: int | None = None
     # Answers whether the run was asked to stop; polled at most every CANCEL_POLL_S.
     cancel_requested: Callable[[], bool] = field(default=lambda: False)
     warnings: int = field(default=0)
+    errors: int = field(default=0)
     _cancel_seen: bool = field(default=False)
     _cancel_checked_at: float = field(default=float("-inf"))
 
@@ -63,6 +65,25 @@ class JobContext:
         log.log(_PY_LEVELS[level], "%s %s: %s", self.type, self.run_id, message)
         with self.engine.begin() as conn:
             conn.execute(insert(run_logs_table).values(run_id=self.run_id, at=utcnow(), level=level, message=message))
+
+    @property
+    def item_scope(self) -> str:
+        """Whose memory of processed items this run uses: its schedule's, else its job type's."""
+        return f"schedule:{self.schedule_id}" if self.schedule_id is not None else f"type:{self.type}"
+
+    def process_items(
+        self,
+        items: Iterable[Any],
+        handle: Callable[[Any], str | None],
+        *,
+        key: Callable[[Any], str] = str,
+        dry_run: bool = False,
+        continue_on_error: bool = False,
+    ) -> dict[str, int]:
+        """Processes items one by one with per-item results; see jobs/items.py."""
+        from jobs.items import process_items
+
+        return process_items(self, items, handle, key=key, dry_run=dry_run, continue_on_error=continue_on_error)
 
     def info(self, message: str) -> None:
         self.log("info", message)

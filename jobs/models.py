@@ -5,6 +5,7 @@ Tables owned here:
 - ``run_attempts``  one row per attempt (series restarts at 1 after a manual retry; old rows stay).
 - ``run_logs``      log lines written by the job or by Jobyard about the run.
 - ``run_dependencies``  which runs a run waits for (enqueue's `depends_on`).
+- ``run_items``, ``processed_items``  per-item results, and the memory of processed items (jobs/items.py).
 """
 
 from __future__ import annotations
@@ -89,6 +90,33 @@ class RunDependency(Base):
 
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     depends_on_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+
+
+class RunItem(Base):
+    """``run_items``: the result of one item of a run that processes items (seed 002's log)."""
+
+    __tablename__ = "run_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(10))  # ok | failed | skipped
+    message: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_run_items_run_id_status", "run_id", "status"),)
+
+
+class ProcessedItem(Base):
+    """``processed_items``: items already processed successfully, per schedule (or per job type when a
+    run has no schedule), so that a later run skips them (seed 002's queue)."""
+
+    __tablename__ = "processed_items"
+
+    scope: Mapped[str] = mapped_column(String(250), primary_key=True)
+    key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class RunLog(Base):

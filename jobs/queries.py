@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, func, select
 
 from core.crypto import masked
+from jobs.models import RunItem
 from jobs.models import attempts_table as attempts
 from jobs.models import run_logs_table as run_logs
 from jobs.models import runs_table as runs
+
+run_items = cast(Table, RunItem.__table__)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -55,6 +58,13 @@ def run_detail(engine: Engine, run_id: str) -> dict[str, Any] | None:
             select(attempts).where(attempts.c.run_id == run_id).order_by(attempts.c.series, attempts.c.number)
         ).all()
         log_rows = conn.execute(select(run_logs).where(run_logs.c.run_id == run_id).order_by(run_logs.c.id)).all()
+        item_counts: dict[str, int] = dict(
+            conn.execute(
+                select(run_items.c.status, func.count())
+                .where(run_items.c.run_id == run_id)
+                .group_by(run_items.c.status)
+            ).all()
+        )
     detail = _run_summary(row)
     detail.update(
         params=masked(row.params),
@@ -79,6 +89,17 @@ def run_detail(engine: Engine, run_id: str) -> dict[str, Any] | None:
             }
             for a in attempt_rows
         ],
+        items={status: int(item_counts.get(status, 0)) for status in ("ok", "failed", "skipped")},
+        error_count=int(item_counts.get("failed", 0)),
         logs=[{"at": _iso(lg.at), "level": lg.level, "message": lg.message} for lg in log_rows],
     )
     return detail
+
+
+def items_of(engine: Engine, run_id: str, *, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    """A run's item results, optionally only those of one status (e.g. the failed ones)."""
+    query = select(run_items).where(run_items.c.run_id == run_id).order_by(run_items.c.id).limit(limit)
+    if status:
+        query = query.where(run_items.c.status == status)
+    with engine.connect() as conn:
+        return [{"key": r.key, "status": r.status, "message": r.message, "at": _iso(r.at)} for r in conn.execute(query)]

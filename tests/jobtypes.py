@@ -73,3 +73,25 @@ for _name in TICK_TYPES:
 @job_type("test.hourly", title="Hourly", default_schedule=triggers.interval(3600))
 def hourly(ctx: JobContext) -> None:
     return None
+
+
+@job_type(
+    "test.items",
+    title="Items",
+    params=[
+        Param("count", int, default=100),
+        Param("fail_every", int, default=14),
+        Param("dry_run", bool, default=False),
+        Param("continue_on_error", bool, default=False),
+    ],
+    max_attempts=1,
+)
+def items(ctx: JobContext, count: int, fail_every: int, dry_run: bool, continue_on_error: bool) -> dict[str, int]:
+    def handle(n: int) -> str:
+        if fail_every and n % fail_every == 0:
+            raise ValueError(f"item {n} is not importable")
+        return f"imported {n}"
+
+    return ctx.process_items(
+        range(1, count + 1), handle, key=lambda n: f"item-{n}", dry_run=dry_run, continue_on_error=continue_on_error
+    )

@@ -34,7 +34,7 @@ UPDATE runs SET status = 'running', attempt_count = attempt_count + 1, started_a
                 finished_at = NULL, next_attempt_at = NULL
 WHERE id = :id AND status IN ({_STARTABLE})
   AND COALESCE(next_attempt_at, scheduled_for, :now) <= :not_before
-RETURNING type, queue, params, series, attempt_count, max_attempts, timeout_s
+RETURNING type, queue, params, series, attempt_count, max_attempts, timeout_s, schedule_id
 """
 CLAIM_EARLY_TOLERANCE_S = 2.0
 _WAIT = "UPDATE runs SET status = 'waiting', attempt_count = attempt_count - 1, started_at = NULL WHERE id = :id"
@@ -76,6 +76,7 @@ class Claim:
     timeout_s: int
     worker: str
     started_at: datetime
+    schedule_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,7 @@ class RunRecorder:
             timeout_s=row.timeout_s,
             worker=worker,
             started_at=now,
+            schedule_id=row.schedule_id,
         )
 
     def complete(self, claim: Claim, result: Any, status: RunStatus = RunStatus.COMPLETED) -> Outcome | None:
