@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import embedded_redis
 from core.db import make_engine, make_session_factory
 from core.hotsql import HotSQL
+from core.mail import SmtpConfig
 from core.settings import Settings
 from jobs.dispatch import Dispatcher
 from jobs.pusher import Pusher
@@ -76,6 +77,11 @@ class Jobyard:
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Waits until every run this process enqueued has reached Redis."""
         return self.pusher.flush(timeout) if "pusher" in self.__dict__ else True
+
+    @cached_property
+    def smtp(self) -> SmtpConfig | None:
+        url = self.settings.smtp_url
+        return SmtpConfig.from_url(url, self.settings.mail_from) if url else None
 
     @cached_property
     def hot(self) -> HotSQL:

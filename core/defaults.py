@@ -52,3 +52,12 @@ SCHEDULE_MISFIRE_GRACE_S = 10.0
 SCHEDULE_FIRE_BATCH = 500
 # Workers re-read which job types have "after X completes" schedules this often.
 DEPENDENTS_REFRESH_S = 2.0
+
+# Mail
+MAIL_FROM = "jobyard@localhost"
+MAIL_TIMEOUT_S = 10.0
+MAIL_SEND_TRIES = 3  # within one pass, with tenacity
+MAIL_SEND_BACKOFF_S = 0.5
+MAIL_MAX_ATTEMPTS = 3  # passes before a message is kept as undelivered
+MAIL_RETRY_AFTER_S = 30.0  # doubles after each failed pass
+BASE_URL = "http://localhost:8000"

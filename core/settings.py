@@ -44,6 +44,9 @@ class Settings:
     log_level: str = "INFO"
     schedule_misfire_grace_s: float = defaults.SCHEDULE_MISFIRE_GRACE_S
     cancel_grace_s: float = defaults.CANCEL_GRACE_S
+    smtp_url: str | None = None
+    mail_from: str = defaults.MAIL_FROM
+    base_url: str = defaults.BASE_URL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -69,6 +72,9 @@ class Settings:
             reconcile_interval_s=_float(env, "JOBYARD_RECONCILE_INTERVAL_S", defaults.RECONCILE_INTERVAL_S),
             reconcile_grace_s=_float(env, "JOBYARD_RECONCILE_GRACE_S", defaults.RECONCILE_GRACE_S, zero_ok=True),
             sqlite_synchronous=synchronous,
+            smtp_url=env.get("JOBYARD_SMTP_URL") or None,
+            mail_from=env.get("JOBYARD_MAIL_FROM") or defaults.MAIL_FROM,
+            base_url=(env.get("JOBYARD_BASE_URL") or defaults.BASE_URL).rstrip("/"),
             cancel_grace_s=_float(env, "JOBYARD_CANCEL_GRACE_S", defaults.CANCEL_GRACE_S),
             schedule_misfire_grace_s=_float(
                 env, "JOBYARD_SCHEDULE_MISFIRE_GRACE_S", defaults.SCHEDULE_MISFIRE_GRACE_S, zero_ok=True
@@ -100,7 +106,11 @@ class Settings:
             "JOBYARD_LOG_LEVEL": self.log_level,
             "JOBYARD_SCHEDULE_MISFIRE_GRACE_S": str(self.schedule_misfire_grace_s),
             "JOBYARD_CANCEL_GRACE_S": str(self.cancel_grace_s),
+            "JOBYARD_MAIL_FROM": self.mail_from,
+            "JOBYARD_BASE_URL": self.base_url,
         }
         if self.redis_url:
             env["JOBYARD_REDIS_URL"] = self.redis_url
+        if self.smtp_url:
+            env["JOBYARD_SMTP_URL"] = self.smtp_url
         return env

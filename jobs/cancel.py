@@ -83,8 +83,10 @@ def cancel_run(app: Jobyard, run_id: str, *, by: str) -> RunStatus:
         conn.execute(insert(run_logs_table).values(run_id=run_id, at=now, level="warning", message=message))
     if stopped is not None:
         from jobs.dependencies import settle_dependents
+        from jobs.notifications import notify_finished
 
         settle_dependents(app, run_id)
+        notify_finished(app, run_id)
     try:
         if stopped is not None:
             _forget(app, stopped.queue, run_id)

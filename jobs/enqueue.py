@@ -50,6 +50,8 @@ class EnqueueRequest:
     depends_on: tuple[str, ...] = ()
     # A named instance that must run it (its own queue); see `jobyard worker --instance`.
     instance: str | None = None
+    # Addresses to mail when the run ends ("notify me when finished").
+    notify: tuple[str, ...] = ()
 
 
 def _prepare(
@@ -91,6 +93,7 @@ def _prepare(
         "idempotency_key": request.idempotency_key,
         "finished_at": None,
         "error": None,
+        "notify": list(request.notify) or None,
     }
     delivery = Delivery(run_id, declared.name, queue, declared.timeout_s, request.at if later else None)
     return row, delivery
@@ -218,7 +221,7 @@ class _Inserted:
 _COLUMNS = (
     "id", "type", "queue", "status", "params", "domain", "triggered_by", "created_at", "dispatched_at",
     "scheduled_for", "attempt_count", "series", "max_attempts", "timeout_s", "schedule_id", "idempotency_key",
-    "finished_at", "error",
+    "finished_at", "error", "notify",
 )  # fmt: skip
 _INSERT_RUN = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
 
@@ -232,6 +235,7 @@ def _insert(sql: Runner, hot: HotSQL, rows: list[dict[str, Any]], dependencies: 
             "dispatched_at": hot.ts(r["dispatched_at"]),
             "scheduled_for": hot.ts(r["scheduled_for"]),
             "finished_at": hot.ts(r["finished_at"]),
+            "notify": hot.json(r["notify"]) if r["notify"] else None,
         }
         for r in rows
     ]

@@ -53,6 +53,8 @@ class Run(Base):
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested_by: Mapped[str | None] = mapped_column(String(200))
     schedule_id: Mapped[int | None] = mapped_column(Integer)
+    # "Notify me when finished" (seed 004): addresses mailed when the run ends.
+    notify: Mapped[list[str] | None] = mapped_column(JSON)
     # A producer's key (a schedule's: "schedule:<id>:<due time>"); a second enqueue with it returns the first run.
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
 

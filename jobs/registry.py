@@ -70,6 +70,8 @@ class JobType:
     exclusive: bool = False
     # Created as an `automatic` schedule at start unless one exists; an operator's change wins.
     default_schedule: Trigger | None = None
+    # "Send report" (seed 001): addresses mailed when any run of the type ends.
+    report_to: tuple[str, ...] = ()
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -137,6 +139,7 @@ def job_type(
     timeout_s: int = defaults.DEFAULT_TIMEOUT_S,
     exclusive: bool = False,
     default_schedule: Trigger | None = None,
+    report_to: Iterable[str] = (),
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     if not NAME_PATTERN.match(name):
@@ -160,6 +163,7 @@ def job_type(
             timeout_s=timeout_s,
             exclusive=exclusive,
             default_schedule=default_schedule,
+            report_to=tuple(report_to),
         )
         (registry if registry is not None else REGISTRY).add(declared)
         func.job_type = declared  # type: ignore[attr-defined]

@@ -21,6 +21,7 @@ from rq import Queue
 
 from core import defaults
 from core.db import utcnow
+from core.mail import send_pending
 from scheduler import schedules
 from scheduler.firing import fire_due
 from workers.promoter import promote_due
@@ -96,6 +97,7 @@ def run_scheduler(app: Jobyard, *, stop: threading.Event | None = None) -> None:
                     resync(app)
                     promote_due(app.dispatcher, [q.name for q in Queue.all(connection=app.redis)])
                     reconcile_if_free(app)
+                    send_pending(app.engine, app.smtp)
                     next_housekeeping = started + app.settings.reconcile_interval_s
             except Exception:
                 log.exception("scheduler pass failed; will try again")

@@ -95,3 +95,8 @@ def items(ctx: JobContext, count: int, fail_every: int, dry_run: bool, continue_
     return ctx.process_items(
         range(1, count + 1), handle, key=lambda n: f"item-{n}", dry_run=dry_run, continue_on_error=continue_on_error
     )
+
+
+@job_type("test.reported", title="Reported", report_to=["reports@example.org"])
+def reported(ctx: JobContext) -> None:
+    return None

@@ -84,7 +84,17 @@ class SettleDependents(Hook):
             settle_dependents(self.app, claim.run_id)
 
 
-DEFAULT_HOOKS: tuple[type[Hook], ...] = (LogAttempts, FireDependents, SettleDependents)
+class Notify(Hook):
+    """Mails the run's "notify me" addresses and its type's report recipients when it ends."""
+
+    def after_attempt(self, claim: Claim, outcome: Outcome) -> None:
+        if outcome.status in FINAL:
+            from jobs.notifications import notify_finished
+
+            notify_finished(self.app, claim.run_id)
+
+
+DEFAULT_HOOKS: tuple[type[Hook], ...] = (LogAttempts, FireDependents, SettleDependents, Notify)
 
 
 def run_hooks_after(hooks: list[Hook], claim: Claim, outcome: Outcome) -> None:

@@ -201,3 +201,23 @@ def cancel(app: Jobyard, run_id: str, by: str | None, as_json: bool) -> None:
         click.echo(f"run {run_id} cancelled")
     else:
         click.echo(f"run {run_id} asked to stop; it is killed if still running in {app.settings.cancel_grace_s:.0f}s")
+
+
+@cli.command()
+@click.argument("run_id")
+@click.argument("addresses", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True)
+@with_app
+def notify(app: Jobyard, run_id: str, addresses: tuple[str, ...], as_json: bool) -> None:
+    """Mail ADDRESSES when RUN_ID ends (at once if it already has)."""
+    from jobs.actions import RunNotFound
+    from jobs.notifications import notify_me
+
+    try:
+        recipients = notify_me(app, run_id, addresses)
+    except (RunNotFound, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    if as_json:
+        echo_json({"id": run_id, "notify": recipients})
+    else:
+        click.echo(f"run {run_id} will notify {', '.join(recipients)}")

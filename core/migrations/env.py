@@ -3,7 +3,8 @@
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import jobs.models  # noqa: F401  (registers tables)
+import core.mail  # noqa: F401  (registers tables)
+import jobs.models  # noqa: F401
 import scheduler.models  # noqa: F401
 import workers.models  # noqa: F401
 from core.db import Base, make_engine

@@ -1,0 +1,97 @@
+"""Mail at the end of a run, to a real SMTP server (aiosmtpd) on this machine."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import replace
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select, update
+
+from core.app import Jobyard
+from core.mail import OutboxEmail, send_pending
+from jobs.enqueue import EnqueueRequest, enqueue_many
+from jobs.notifications import notify_me
+from tests.conftest import wait_for
+from workers.worker import JobyardWorker
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    handler, port = Inbox(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def with_smtp(app: Jobyard, url: str) -> Jobyard:
+    return Jobyard(replace(app.settings, smtp_url=url, base_url="https://jobs.example.org"), registry=app.registry)
+
+
+def run_all(app: Jobyard, *requests: EnqueueRequest) -> list[str]:
+    ids = enqueue_many(requests, app=app)
+    assert app.flush()
+    JobyardWorker(["default"], app=app).work(burst=True)
+    return ids
+
+
+def test_notify_me_and_report_recipients_get_a_mail_with_the_run_link(app: Jobyard, inbox: tuple[Inbox, int]) -> None:
+    handler, port = inbox
+    mailing = with_smtp(app, f"smtp://127.0.0.1:{port}")
+    [done, reported] = run_all(
+        mailing, EnqueueRequest("demo.noop", notify=("ops@example.org",)), EnqueueRequest("test.reported")
+    )
+    wait_for(lambda: len(handler.messages) == 2, what="two mails")
+    by_to = {m["To"]: m for m in handler.messages}
+    assert by_to["ops@example.org"]["Subject"] == "[Jobyard] demo.noop completed"
+    body = by_to["ops@example.org"].get_payload()
+    assert f"https://jobs.example.org/runs/{done}" in body and "Attempts: 1 of 5" in body
+    assert by_to["reports@example.org"]["Subject"] == "[Jobyard] test.reported completed"
+    # Asked after the end: mailed at once.
+    notify_me(mailing, reported, ["late@example.org"])
+    wait_for(lambda: len(handler.messages) == 3, what="the late mail")
+    mailing.close()
+
+
+def test_with_smtp_down_a_mail_is_retried_then_kept_as_undelivered(app: Jobyard) -> None:
+    down = with_smtp(app, f"smtp://127.0.0.1:{free_port()}")  # nothing listens there
+    run_all(down, EnqueueRequest("demo.noop", notify=("ops@example.org",)))
+    for _ in range(3):  # the first pass ran at the end of the run; the scheduler makes the next ones
+        with app.engine.connect() as conn:
+            [row] = conn.execute(select(OutboxEmail.__table__)).all()
+        if row.status != "pending":
+            break
+        assert row.last_error and row.next_attempt_at > row.created_at
+        with app.engine.begin() as conn:  # time passes
+            conn.execute(update(OutboxEmail.__table__).values(next_attempt_at=row.created_at))
+        send_pending(down.engine, down.smtp)
+    assert (row.status, row.attempts) == ("undelivered", 3)
+    assert "ConnectionRefusedError" in (row.last_error or "")
+    down.close()
+
+
+def test_bad_addresses_are_refused(app: Jobyard) -> None:
+    [run_id] = enqueue_many([EnqueueRequest("demo.noop")], app=app)
+    with pytest.raises(ValueError, match="not email addresses: not-an-address"):
+        notify_me(app, run_id, ["not-an-address"])
