@@ -25,16 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import rq
-from rq import Queue
-from rq.serializers import JSONSerializer
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+# `python bench/throughput.py` puts bench/ first on the path, where scheduler.py would shadow the package.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from core.app import Jobyard
-from core.migrate import upgrade
-from core.settings import Settings
-from jobs.enqueue import EnqueueRequest, enqueue, enqueue_many
+import rq  # noqa: E402
+from rq import Queue  # noqa: E402
+from rq.serializers import JSONSerializer  # noqa: E402
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from core.app import Jobyard  # noqa: E402
+from core.migrate import upgrade  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from jobs.enqueue import EnqueueRequest, enqueue, enqueue_many  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 JOBYARD_QUEUE = "default"  # the declared queue of demo.noop and demo.sleep

@@ -204,11 +204,15 @@ def enqueue_many(
         held, dependencies = _hold_dependents(app, requests, rows, session)
     if session is not None:
         ids = _insert(Runner.joining(session.connection()), app.hot, rows, dependencies)
-        _defer_to_commit(session, app.pusher, [d for d in deliveries if d.run_id in ids.inserted - held])
     else:
         with app.hot.transaction() as sql:
             ids = _insert(sql, app.hot, rows, dependencies)
-        app.pusher.submit([d for d in deliveries if d.run_id in ids.inserted - held])
+    to_push = ids.inserted - held
+    ready = [d for d in deliveries if d.run_id in to_push]
+    if session is not None:
+        _defer_to_commit(session, app.pusher, ready)
+    else:
+        app.pusher.submit(ready)
     return ids.in_order
 
 
@@ -227,14 +231,21 @@ _INSERT_RUN = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' 
 
 
 def _insert(sql: Runner, hot: HotSQL, rows: list[dict[str, Any]], dependencies: list[dict[str, str]]) -> _Inserted:
+    stamps: dict[datetime | None, Any] = {}  # a batch shares one `now`: format it once
+
+    def ts(value: datetime | None) -> Any:
+        if value not in stamps:
+            stamps[value] = hot.ts(value)
+        return stamps[value]
+
     values = [
         {
             **r,
             "params": hot.json(r["params"]),
-            "created_at": hot.ts(r["created_at"]),
-            "dispatched_at": hot.ts(r["dispatched_at"]),
-            "scheduled_for": hot.ts(r["scheduled_for"]),
-            "finished_at": hot.ts(r["finished_at"]),
+            "created_at": ts(r["created_at"]),
+            "dispatched_at": ts(r["dispatched_at"]),
+            "scheduled_for": ts(r["scheduled_for"]),
+            "finished_at": ts(r["finished_at"]),
             "notify": hot.json(r["notify"]) if r["notify"] else None,
         }
         for r in rows

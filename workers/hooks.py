@@ -78,7 +78,7 @@ class SettleDependents(Hook):
     """Queues (or cancels) the runs that wait for a run which just ended."""
 
     def after_attempt(self, claim: Claim, outcome: Outcome) -> None:
-        if outcome.status in FINAL:
+        if outcome.status in FINAL and outcome.has_dependents:
             from jobs.dependencies import settle_dependents
 
             settle_dependents(self.app, claim.run_id)
@@ -88,7 +88,8 @@ class Notify(Hook):
     """Mails the run's "notify me" addresses and its type's report recipients when it ends."""
 
     def after_attempt(self, claim: Claim, outcome: Outcome) -> None:
-        if outcome.status in FINAL:
+        declared = self.app.registry.get(claim.type)
+        if outcome.status in FINAL and (outcome.notify or (declared is not None and declared.report_to)):
             from jobs.notifications import notify_finished
 
             notify_finished(self.app, claim.run_id)

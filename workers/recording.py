@@ -46,6 +46,10 @@ _COMPLETE_RUN = """
 UPDATE runs SET status = :status, finished_at = :now, result = :result, error = NULL
 WHERE id = :id AND status = 'running' AND series = :series AND attempt_count = :number
 """
+_FOLLOW_UP = """
+SELECT notify, EXISTS (SELECT 1 FROM run_dependencies d WHERE d.depends_on_id = runs.id) AS has_dependents
+FROM runs WHERE id = :id
+"""
 _FAIL_RUN = """
 UPDATE runs SET status = :status, finished_at = :finished_at, next_attempt_at = :next_attempt_at,
                 dispatched_at = COALESCE(:dispatched_at, dispatched_at), error = :error
@@ -103,6 +107,9 @@ class Outcome:
     failure: Failure | None = None
     # Runs this outcome made ready (a waiting run of an exclusive type); push them after the commit.
     woken: tuple[Delivery, ...] = ()
+    # Read in the same transaction, so that hooks with nothing to do cost no query of their own.
+    notify: tuple[str, ...] = ()
+    has_dependents: bool = False
 
 
 class RunRecorder:
@@ -158,7 +165,8 @@ class RunRecorder:
                 return None
             sql(_COMPLETE_ATTEMPT, {**key, "now": at})
             woken = self._release(sql, claim, now)
-        return Outcome(status, woken=woken)
+            follow_up = self._follow_up(sql, claim.run_id)
+        return Outcome(status, woken=woken, **follow_up)
 
     def fail(self, claim: Claim, failure: Failure, policy: RetryPolicy | None) -> Outcome | None:
         """Closes the attempt with its error and moves the run to retrying or failed per the policy.
@@ -205,7 +213,14 @@ class RunRecorder:
                 },
             )
             woken = self._release(sql, claim, now)
-        return replace(outcome, woken=woken)
+            follow_up = self._follow_up(sql, claim.run_id)
+        return replace(outcome, woken=woken, **follow_up)
+
+    def _follow_up(self, sql: Runner, run_id: str) -> dict[str, Any]:
+        row = sql.one(_FOLLOW_UP, {"id": run_id})
+        if row is None:
+            return {}
+        return {"notify": tuple(self.hot.from_json(row.notify) or ()), "has_dependents": bool(row.has_dependents)}
 
     def _release(self, sql: Runner, claim: Claim, now: datetime) -> tuple[Delivery, ...]:
         if not self.is_exclusive(claim.type):
