@@ -4,26 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import select
-
 from core.app import Jobyard
 from jobs.cancel import cancel_run
 from jobs.enqueue import enqueue
-from jobs.models import Attempt, Run
 from jobs.status import RunStatus
 from tests.conftest import WorkerProcesses, run_cli, wait_for
-
-
-def run_of(app: Jobyard, run_id: str) -> Run:
-    with app.sessions() as session:
-        run = session.get(Run, run_id)
-        assert run is not None
-        return run
-
-
-def attempts_of(app: Jobyard, run_id: str) -> list[Attempt]:
-    with app.sessions() as session:
-        return list(session.scalars(select(Attempt).where(Attempt.run_id == run_id)))
+from tests.helpers import attempts_of, run_of
 
 
 def test_a_cooperative_job_stops_itself(app: Jobyard, start_workers: Callable[..., WorkerProcesses]) -> None:

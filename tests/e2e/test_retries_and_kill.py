@@ -9,23 +9,10 @@ from sqlalchemy import select
 
 from core.app import Jobyard
 from jobs.enqueue import enqueue
-from jobs.models import Attempt, Run, RunLog
+from jobs.models import Run, RunLog
 from tests.conftest import WorkerProcesses, run_cli, wait_for
+from tests.helpers import attempts_of, run_of
 from workers.models import WorkerRecord
-
-
-def run_of(app: Jobyard, run_id: str) -> Run:
-    with app.sessions() as session:
-        run = session.get(Run, run_id)
-        assert run is not None
-        return run
-
-
-def attempts_of(app: Jobyard, run_id: str) -> list[Attempt]:
-    with app.sessions() as session:
-        return list(
-            session.scalars(select(Attempt).where(Attempt.run_id == run_id).order_by(Attempt.series, Attempt.number))
-        )
 
 
 def process_gone(pid: int) -> bool:

@@ -10,16 +10,10 @@ from jobs.actions import RunNotFound, retry_run
 from jobs.cancel import RunNotCancellable, cancel_run, flag_key
 from jobs.dispatch import Delivery
 from jobs.enqueue import enqueue
-from jobs.models import Attempt, Run
+from jobs.models import Attempt
 from jobs.status import RunStatus
+from tests.helpers import run_of
 from workers.worker import JobyardWorker
-
-
-def run_of(app: Jobyard, run_id: str) -> Run:
-    with app.sessions() as session:
-        run = session.get(Run, run_id)
-        assert run is not None
-        return run
 
 
 def test_a_queued_run_is_cancelled_at_once_and_never_picked_up(app: Jobyard) -> None:
