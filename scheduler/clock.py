@@ -71,8 +71,16 @@ class Clock:
             )
 
     def drop(self, schedule_id: int) -> None:
-        self.scheduler.cancel(entry_id(schedule_id))
-        self.connection.delete(Job.key_for(entry_id(schedule_id)))
+        self.drop_many([schedule_id])
+
+    def drop_many(self, schedule_ids: list[int]) -> None:
+        """Removes entries (one-shots that fired, schedules disabled or gone) in one round trip."""
+        if not schedule_ids:
+            return
+        with self.connection.pipeline(transaction=False) as pipe:
+            pipe.zrem(self.scheduler.scheduled_jobs_key, *(entry_id(s) for s in schedule_ids))
+            pipe.delete(*(Job.key_for(entry_id(s)) for s in schedule_ids))
+            pipe.execute()
 
     def entries(self) -> dict[int, datetime]:
         """Schedule id → due time of every entry rq-scheduler holds."""

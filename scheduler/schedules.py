@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.crypto import masked
 from core.db import utcnow
@@ -189,14 +191,19 @@ def ensure_defaults(app: Jobyard) -> tuple[list[str], list[str]]:
                 continue
             row = existing.get(declared.name)
             if row is None:
-                conn.execute(
-                    insert(schedules).values(
+                # Two schedulers starting at once both find it missing: the second insert does nothing.
+                dialect_insert = postgresql_insert if conn.dialect.name == "postgresql" else sqlite_insert
+                inserted = conn.execute(
+                    dialect_insert(schedules)
+                    .values(
                         type=declared.name, params={}, trigger_kind=trigger.kind, trigger_spec=trigger.spec,
                         timezone=trigger.timezone, mode="automatic", next_run_at=trigger.first_due(now),
                         created_at=now, changed_at=now, changed_by=SYSTEM, misfires=0,
                     )
-                )  # fmt: skip
-                created.append(declared.name)
+                    .on_conflict_do_nothing(index_elements=["type"])
+                ).rowcount  # fmt: skip
+                if inserted:
+                    created.append(declared.name)
             elif row.mode == "automatic" and not Trigger(row.trigger_kind, row.trigger_spec, row.timezone).same_plan(
                 trigger
             ):

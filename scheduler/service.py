@@ -44,9 +44,7 @@ def tick(app: Jobyard) -> int:
         firings = fire_due(app, batch, now)
         created += len(firings)
         clock.move({f.schedule_id: f.next_run_at for f in firings if f.next_run_at is not None})
-        for firing in firings:
-            if firing.next_run_at is None:
-                clock.drop(firing.schedule_id)
+        clock.drop_many([f.schedule_id for f in firings if f.next_run_at is None])
         # Any other due entry was stale (schedule edited, disabled, fired elsewhere): re-read it from SQL.
         fired = {f.schedule_id for f in firings}
         for schedule_id in set(batch) - fired:
@@ -57,6 +55,17 @@ def tick(app: Jobyard) -> int:
         if fired:
             log.info("fired %d schedule(s)", len(fired))
     return created
+
+
+def _housekeep(app: Jobyard, stop: threading.Event) -> None:
+    while not stop.wait(app.settings.reconcile_interval_s):
+        try:
+            resync(app)
+            promote_due(app.dispatcher, [q.name for q in Queue.all(connection=app.redis)])
+            reconcile_if_free(app)
+            send_pending(app.engine, app.smtp)
+        except Exception:
+            log.exception("scheduler housekeeping failed; will try again")
 
 
 def resync(app: Jobyard) -> None:
@@ -82,7 +91,9 @@ def run_scheduler(app: Jobyard, *, stop: threading.Event | None = None) -> None:
     rq_scheduler.name = f"jobyard-{socket.gethostname()}-{os.getpid()}"
     rq_scheduler.register_birth()
     log.info("scheduler started; polling every %ss", defaults.SCHEDULER_POLL_INTERVAL_S)
-    next_housekeeping = 0.0
+    # Housekeeping (re-sync, promotion, reconciler, mail) runs beside the firing loop, never in its way.
+    housekeeping = threading.Thread(target=_housekeep, args=(app, stop), name="housekeeping", daemon=True)
+    housekeeping.start()
     try:
         while not stop.is_set():
             started = time.monotonic()
@@ -93,15 +104,10 @@ def run_scheduler(app: Jobyard, *, stop: threading.Event | None = None) -> None:
                         tick(app)
                     finally:
                         rq_scheduler.remove_lock()
-                if started >= next_housekeeping:
-                    resync(app)
-                    promote_due(app.dispatcher, [q.name for q in Queue.all(connection=app.redis)])
-                    reconcile_if_free(app)
-                    send_pending(app.engine, app.smtp)
-                    next_housekeeping = started + app.settings.reconcile_interval_s
             except Exception:
                 log.exception("scheduler pass failed; will try again")
             stop.wait(max(0.0, defaults.SCHEDULER_POLL_INTERVAL_S - (time.monotonic() - started)))
+        housekeeping.join(timeout=30)
     finally:
         rq_scheduler.remove_lock()
         rq_scheduler.register_death()
