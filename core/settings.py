@@ -87,10 +87,6 @@ class Settings:
             return self.database_url
         return f"sqlite:///{(self.data_dir / defaults.SQLITE_FILENAME).resolve()}"
 
-    @property
-    def embedded_redis_socket(self) -> Path:
-        return (self.data_dir / defaults.EMBEDDED_REDIS_SOCKET).resolve()
-
     def as_env(self) -> dict[str, str]:
         """The environment a child process needs to rebuild these exact settings."""
         env = {

@@ -17,7 +17,7 @@ from core.db import utcnow
 from jobs.actions import RunNotFound
 from jobs.models import run_logs_table
 from jobs.models import runs_table as runs
-from jobs.status import FINAL, RunStatus
+from jobs.status import CANCELLABLE_AT_ONCE, FINAL, RunStatus
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobyard.cancel")
 CANCEL_FLAG_TTL_S = 7 * 24 * 3600
-NOT_EXECUTING = (RunStatus.SCHEDULED, RunStatus.PENDING, RunStatus.WAITING, RunStatus.RETRYING)
 
 
 class Cancelled(Exception):
@@ -53,7 +52,7 @@ def cancel_run(app: Jobyard, run_id: str, *, by: str) -> RunStatus:
     with app.engine.begin() as conn:
         stopped = conn.execute(
             update(runs)
-            .where(runs.c.id == run_id, runs.c.status.in_(list(NOT_EXECUTING)))
+            .where(runs.c.id == run_id, runs.c.status.in_(list(CANCELLABLE_AT_ONCE)))
             .values(
                 status=RunStatus.CANCELLED,
                 finished_at=now,

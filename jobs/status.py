@@ -32,13 +32,6 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     S.CANCELLED: frozenset({S.PENDING}),
 }
 
-# A worker may start an attempt only from these.
-CLAIMABLE: frozenset[RunStatus] = frozenset({S.SCHEDULED, S.PENDING, S.RETRYING, S.WAITING})
-# Runs the transport (Redis) must be holding.
-AWAITING_DISPATCH: frozenset[RunStatus] = frozenset({S.SCHEDULED, S.PENDING, S.RETRYING})
-FINAL: frozenset[RunStatus] = frozenset({S.COMPLETED, S.COMPLETED_WITH_WARNINGS, S.FAILED, S.CANCELLED})
-RETRYABLE_BY_HAND: frozenset[RunStatus] = frozenset({S.FAILED, S.CANCELLED})
-
 
 class IllegalTransition(ValueError):
     def __init__(self, current: RunStatus, target: RunStatus) -> None:
@@ -55,3 +48,14 @@ def sources_of(target: RunStatus) -> frozenset[RunStatus]:
 def check_transition(current: RunStatus, target: RunStatus) -> None:
     if target not in TRANSITIONS[current]:
         raise IllegalTransition(current, target)
+
+
+# Derived from TRANSITIONS, so that the conditional updates and the state machine cannot disagree.
+FINAL: frozenset[RunStatus] = frozenset(s for s, targets in TRANSITIONS.items() if targets <= {S.PENDING})
+# A worker may start an attempt only from these.
+CLAIMABLE: frozenset[RunStatus] = sources_of(S.RUNNING)
+# Runs the transport (Redis) must be holding (a waiting run is held back on purpose).
+AWAITING_DISPATCH: frozenset[RunStatus] = CLAIMABLE - {S.WAITING}
+# Cancelled at once; a running run is asked to stop instead.
+CANCELLABLE_AT_ONCE: frozenset[RunStatus] = sources_of(S.CANCELLED) - {S.RUNNING}
+RETRYABLE_BY_HAND: frozenset[RunStatus] = FINAL & sources_of(S.PENDING)

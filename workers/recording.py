@@ -10,13 +10,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from core.db import utcnow
 from core.hotsql import HotSQL, Runner
 from jobs.dispatch import Delivery
 from jobs.models import attempts_table as attempts
-from jobs.models import run_logs_table as run_logs
 from jobs.models import runs_table as runs
 from jobs.retry import RetryPolicy
 from jobs.status import CLAIMABLE, RunStatus
@@ -227,10 +226,6 @@ class RunRecorder:
             return ()
         woken = exclusive.release(sql, self.hot, claim.type, claim.run_id, now)
         return (woken,) if woken is not None else ()
-
-    def log(self, run_id: str, level: str, message: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(insert(run_logs).values(run_id=run_id, at=utcnow(), level=level, message=message))
 
     def open_claim(self, run_id: str) -> Claim | None:
         """The claim of a running run's current attempt, rebuilt from SQL (for the reconciler)."""
