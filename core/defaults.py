@@ -62,3 +62,16 @@ MAIL_SEND_BACKOFF_S = 0.5
 MAIL_MAX_ATTEMPTS = 3  # passes before a message is kept as undelivered
 MAIL_RETRY_AFTER_S = 30.0  # doubles after each failed pass
 BASE_URL = "http://localhost:8000"
+
+# Web
+# A dashboard session unused this long is over; the user logs in again.
+SESSION_IDLE_TIMEOUT_S = 30 * 60
+# However active, a session ends this long after login.
+SESSION_MAX_AGE_S = 12 * 3600
+# A session's last-seen time is written at most this often, not on every request.
+SESSION_TOUCH_INTERVAL_S = 60
+RUNS_PAGE_SIZE = 50
+RUNS_PAGE_SIZE_MAX = 500
+# Live pages (run detail, runs list) poll the JSON API this often.
+LIVE_REFRESH_MS = 1000
+API_TOKEN_BYTES = 32

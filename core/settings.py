@@ -47,6 +47,7 @@ class Settings:
     smtp_url: str | None = None
     mail_from: str = defaults.MAIL_FROM
     base_url: str = defaults.BASE_URL
+    session_idle_timeout_s: float = defaults.SESSION_IDLE_TIMEOUT_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +80,7 @@ class Settings:
             schedule_misfire_grace_s=_float(
                 env, "JOBYARD_SCHEDULE_MISFIRE_GRACE_S", defaults.SCHEDULE_MISFIRE_GRACE_S, zero_ok=True
             ),
+            session_idle_timeout_s=_float(env, "JOBYARD_SESSION_IDLE_TIMEOUT_S", defaults.SESSION_IDLE_TIMEOUT_S),
         )
 
     @property
@@ -104,6 +106,7 @@ class Settings:
             "JOBYARD_CANCEL_GRACE_S": str(self.cancel_grace_s),
             "JOBYARD_MAIL_FROM": self.mail_from,
             "JOBYARD_BASE_URL": self.base_url,
+            "JOBYARD_SESSION_IDLE_TIMEOUT_S": str(self.session_idle_timeout_s),
         }
         if self.redis_url:
             env["JOBYARD_REDIS_URL"] = self.redis_url

@@ -1,7 +1,12 @@
 """`create_app(jobyard)`: the Flask application of the web process.
 
-Today it serves the health endpoint that load balancers and Kubernetes probes call; it is public by
-design and reveals nothing but whether the database and Redis answer.
+- `/healthz`        public: whether the database and Redis answer, nothing more.
+- `/login`, `/logout`, and the operator pages (dashboard/pages/).
+- `/api/v1`         the JSON API for services, with its OpenAPI document (dashboard/api/).
+- `/rq`             rq-dashboard, admins only (dashboard/rq_mount.py).
+- `/metrics`        Prometheus text (dashboard/metrics.py).
+
+Nothing connects at import time; the app uses the connections of the `Jobyard` it is given.
 """
 
 from __future__ import annotations
@@ -13,14 +18,20 @@ from redis import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.crypto import SecretKeyMissing
+from dashboard.security import init_security
+
 if TYPE_CHECKING:
     from core.app import Jobyard
 
 
 def create_app(jobyard: Jobyard, config: dict[str, Any] | None = None) -> Flask:
+    if not jobyard.settings.secret_key:
+        raise SecretKeyMissing("the web process needs JOBYARD_SECRET_KEY (it signs sessions and CSRF tokens)")
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=jobyard.settings.secret_key or None, **(config or {}))
     app.extensions["jobyard"] = jobyard
+    init_security(app, jobyard)
+    app.config.update(config or {})
 
     @app.get("/healthz")
     def healthz() -> tuple[Any, int]:
@@ -37,4 +48,14 @@ def create_app(jobyard: Jobyard, config: dict[str, Any] | None = None) -> Flask:
         healthy = all(v == "ok" for v in checks.values())
         return jsonify(status="ok" if healthy else "degraded", **checks), 200 if healthy else 503
 
+    from dashboard.api import api_v1
+    from dashboard.metrics import metrics_blueprint
+    from dashboard.pages import auth_pages, pages
+    from dashboard.rq_mount import mount_rq_dashboard
+
+    app.register_blueprint(auth_pages)
+    app.register_blueprint(pages)
+    app.register_blueprint(api_v1, url_prefix="/api/v1")
+    app.register_blueprint(metrics_blueprint)
+    mount_rq_dashboard(app, jobyard)
     return app

@@ -80,7 +80,7 @@ def _prepare(
         "queue": queue,
         "status": RunStatus.SCHEDULED if later else RunStatus.PENDING,
         "params": seal_secrets(declared, params, app.settings.secret_key),
-        "domain": request.domain,
+        "domain": request.domain or declared.domain,
         "triggered_by": request.triggered_by,
         "created_at": now,
         "dispatched_at": now,

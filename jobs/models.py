@@ -27,8 +27,8 @@ class Run(Base):
     queue: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict[str, Any]] = mapped_column(JSON)
-    domain: Mapped[str | None] = mapped_column(String(100), index=True)
-    triggered_by: Mapped[str | None] = mapped_column(String(200), index=True)
+    domain: Mapped[str | None] = mapped_column(String(100))
+    triggered_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     # When the run was last handed to Redis (or was meant to be); the reconciler's grace is measured from it.
     dispatched_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -61,6 +61,9 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_status_dispatched_at", "status", "dispatched_at"),
         Index("ix_runs_type_created_at", "type", "created_at"),
+        Index("ix_runs_status_created_at", "status", "created_at"),
+        Index("ix_runs_domain_created_at", "domain", "created_at"),
+        Index("ix_runs_triggered_by_created_at", "triggered_by", "created_at"),
         Index("ix_runs_schedule_id_created_at", "schedule_id", "created_at"),
         Index("uq_runs_idempotency_key", "idempotency_key", unique=True),
     )

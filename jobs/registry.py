@@ -72,6 +72,9 @@ class JobType:
     default_schedule: Trigger | None = None
     # "Send report" (seed 001): addresses mailed when any run of the type ends.
     report_to: tuple[str, ...] = ()
+    # Seed 001's "execution by domain": a type that belongs to one domain is seen and managed by that
+    # domain's administrators, and its runs carry the domain. None: an installation-wide type (admins only).
+    domain: str | None = None
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -140,6 +143,7 @@ def job_type(
     exclusive: bool = False,
     default_schedule: Trigger | None = None,
     report_to: Iterable[str] = (),
+    domain: str | None = None,
     registry: Registry | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     if not NAME_PATTERN.match(name):
@@ -164,6 +168,7 @@ def job_type(
             exclusive=exclusive,
             default_schedule=default_schedule,
             report_to=tuple(report_to),
+            domain=domain,
         )
         (registry if registry is not None else REGISTRY).add(declared)
         func.job_type = declared  # type: ignore[attr-defined]

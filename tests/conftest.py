@@ -18,6 +18,7 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+import dashboard.auth.models  # noqa: F401  (its tables are truncated between tests too)
 from core.app import Jobyard
 from core.db import Base
 from core.migrate import upgrade
@@ -262,3 +263,23 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.start()
     yield server
     server.kill()
+
+
+# The web process
+
+
+@pytest.fixture
+def web(app: Jobyard) -> Any:
+    """The Flask app over the test's Jobyard."""
+    from dashboard.app import create_app
+
+    flask_app = create_app(app, {"TESTING": True})
+    return flask_app
+
+
+@pytest.fixture
+def users(app: Jobyard) -> Any:
+    """`users.add(name, role, domain=None, grants=())` creates an account whose password is PASSWORD."""
+    from tests.webclient import UserFactory
+
+    return UserFactory(app)

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import core.mail  # noqa: F401  (registers tables)
+import dashboard.auth.models  # noqa: F401
 import jobs.models  # noqa: F401
 import scheduler.models  # noqa: F401
 import workers.models  # noqa: F401

@@ -13,7 +13,8 @@ def test_health_reports_database_and_redis(app: Jobyard) -> None:
 
 def test_health_degrades_when_redis_is_away(app: Jobyard) -> None:
     broken = Jobyard(
-        Settings(database_url=app.settings.database_url, redis_url="redis://127.0.0.1:1/0"), registry=app.registry
+        Settings(database_url=app.settings.database_url, redis_url="redis://127.0.0.1:1/0", secret_key="k"),
+        registry=app.registry,
     )
     response = create_app(broken).test_client().get("/healthz")
     assert response.status_code == 503

@@ -1,0 +1,69 @@
+"""The audit trail (table ``audit_log``): who did what to which object, and when."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select
+
+from core.db import utcnow
+from dashboard.auth.models import audit_table as audit
+
+ACTIONS = (
+    "login", "login_failed", "logout", "start", "retry", "cancel", "run_again", "notify", "schedule_set",
+    "schedule_enable", "schedule_disable", "run_now", "user_add", "user_set_role", "user_disable",
+    "user_enable", "user_password", "user_grant", "user_revoke", "token_create", "token_revoke", "enqueue",
+)  # fmt: skip
+
+
+def record(
+    bind: Engine | Connection,
+    actor: str,
+    action: str,
+    target: str | None = None,
+    detail: dict[str, Any] | None = None,
+    remote_addr: str | None = None,
+) -> None:
+    """Appends one entry; pass the caller's connection to make it part of the change it describes."""
+    assert action in ACTIONS, action
+    statement = insert(audit).values(
+        at=utcnow(), actor=actor, action=action, target=target, detail=detail, remote_addr=remote_addr
+    )
+    if isinstance(bind, Engine):
+        with bind.begin() as conn:
+            conn.execute(statement)
+    else:
+        bind.execute(statement)
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    detail: dict[str, Any] | None
+    remote_addr: str | None
+
+
+def entries(
+    engine: Engine,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[AuditRow]:
+    """Newest first; `before_id` pages on."""
+    query = select(audit).order_by(audit.c.id.desc()).limit(limit)
+    if actor:
+        query = query.where(audit.c.actor == actor)
+    if action:
+        query = query.where(audit.c.action == action)
+    if before_id is not None:
+        query = query.where(audit.c.id < before_id)
+    with engine.connect() as conn:
+        return [AuditRow(**r._mapping) for r in conn.execute(query)]

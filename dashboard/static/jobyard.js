@@ -1,0 +1,1 @@
+/* Live updates and confirm dialogs; no inline scripts (the CSP forbids them). */

@@ -1,0 +1,68 @@
+"""Login, logout, idle sessions, disabled accounts, and CSRF on the login form."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+
+from core.app import Jobyard
+from core.db import utcnow
+from dashboard.auth.models import sessions_table
+from dashboard.auth.users import set_disabled
+from tests.webclient import PASSWORD, csrf_of, login, post
+
+
+def test_login_opens_a_session_and_logout_ends_it(app: Jobyard, web: Any, users: Any) -> None:
+    users.add("alice", "admin")
+    client = login(web, "alice")
+    assert client.get("/runs").status_code == 200
+    assert post(client, "/logout").status_code == 302
+    response = client.get("/runs")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_wrong_password_is_refused_without_saying_which_part_was_wrong(web: Any, users: Any) -> None:
+    users.add("alice", "admin")
+    client = web.test_client()
+    for username, password in (("alice", "wrong password!"), ("nobody", PASSWORD)):
+        response = client.post(
+            "/login", data={"username": username, "password": password, "csrf_token": csrf_of(client)}
+        )
+        assert response.status_code == 401
+        assert "Wrong username or password" in response.get_data(as_text=True)
+
+
+def test_login_without_csrf_token_is_refused(web: Any, users: Any) -> None:
+    users.add("alice", "admin")
+    response = web.test_client().post("/login", data={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 400
+
+
+def test_idle_session_expires(app: Jobyard, web: Any, users: Any) -> None:
+    users.add("alice", "admin")
+    client = login(web, "alice")
+    long_ago = utcnow() - timedelta(seconds=app.settings.session_idle_timeout_s + 1)
+    with app.engine.begin() as conn:
+        conn.execute(update(sessions_table).values(last_seen_at=long_ago))
+    assert client.get("/runs").status_code == 302
+
+
+def test_disabling_an_account_ends_its_sessions(app: Jobyard, web: Any, users: Any) -> None:
+    users.add("alice", "admin")
+    client = login(web, "alice")
+    set_disabled(app.engine, "alice", True, by="test")
+    assert client.get("/runs").status_code == 302
+
+
+def test_next_parameter_cannot_send_the_user_to_another_site(web: Any, users: Any) -> None:
+    users.add("alice", "admin")
+    client = web.test_client()
+    for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
+        response = client.post(
+            "/login",
+            data={"username": "alice", "password": PASSWORD, "next": target, "csrf_token": csrf_of(client)},
+        )
+        assert response.status_code == 302
+        assert "evil" not in response.headers["Location"] and "javascript" not in response.headers["Location"]
