@@ -13,6 +13,7 @@ from jobs.actions import RunNotFound
 from jobs.models import runs_table as runs
 from jobs.queries import run_detail
 from jobs.status import FINAL, RunStatus
+from jobs.type_settings import report_recipients
 
 if TYPE_CHECKING:
     from core.app import Jobyard
@@ -43,7 +44,9 @@ def notify_finished(app: Jobyard, run_id: str, *, only: Iterable[str] | None = N
         return 0
     declared = app.registry.get(row.type)
     recipients = sorted(
-        set(only) if only is not None else {*(row.notify or []), *(declared.report_to if declared else ())}
+        set(only)
+        if only is not None
+        else {*(row.notify or []), *(report_recipients(app.engine, declared) if declared else ())}
     )
     if not recipients:
         return 0

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 import dashboard.auth.models  # noqa: F401  (its tables are truncated between tests too)
+import jobs.type_settings  # noqa: F401
 from core.app import Jobyard
 from core.db import Base
 from core.migrate import upgrade

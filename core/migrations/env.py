@@ -5,7 +5,8 @@ from sqlalchemy.engine import Connection
 
 import core.mail  # noqa: F401  (registers tables)
 import dashboard.auth.models  # noqa: F401
-import jobs.models  # noqa: F401
+import jobs.models
+import jobs.type_settings  # noqa: F401
 import scheduler.models  # noqa: F401
 import workers.models  # noqa: F401
 from core.db import Base, make_engine
