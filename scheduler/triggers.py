@@ -72,6 +72,18 @@ class Trigger:
             return max(when, now)
         return self.next_after(now)
 
+    def as_text(self) -> str:
+        """The value `build(kind, value)` turns back into this trigger (what an edit form shows)."""
+        if self.kind == "cron":
+            return str(self.spec["cron"])
+        if self.kind == "interval":
+            return str(self.spec["seconds"])
+        if self.kind == "at":
+            return str(self.spec["at"])
+        if self.kind == "weekly":
+            return f"{','.join(self.spec['days'])}@{','.join(self.spec['times'])}"
+        return str(self.spec["type"])
+
     def describe(self) -> str:
         if self.kind == "cron":
             return f"cron {self.spec['cron']} ({self.timezone})"
@@ -169,3 +181,29 @@ def from_dict(kind: str, spec: dict[str, Any], timezone: str = "UTC") -> Trigger
         return after(spec["type"])
     except (KeyError, TypeError) as exc:
         raise TriggerError(f"malformed {kind} trigger: missing {exc}") from None
+
+
+def build(kind: str, value: str, timezone: str = "UTC") -> Trigger:
+    """A trigger from the text an operator typed (form field, API body, command-line option):
+    cron "0 3 * * *", interval "3600" (seconds), at "2026-12-01T03:00:00+00:00", weekly "mon,fri@03:00",
+    after "other.type"."""
+    value = value.strip()
+    if kind not in KINDS:
+        raise TriggerError(f"unknown trigger kind {kind!r}; use one of {', '.join(KINDS)}")
+    if kind == "cron":
+        return cron(value, timezone)
+    if kind == "interval":
+        try:
+            seconds = int(value)
+        except ValueError:
+            raise TriggerError(f"an interval is a whole number of seconds, not {value!r}") from None
+        return interval(seconds)
+    if kind == "at":
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            raise TriggerError(f"'at' needs an ISO 8601 date and time, not {value!r}") from None
+        return at(when if when.tzinfo else when.replace(tzinfo=zone(timezone)))
+    if kind == "weekly":
+        return weekly(value, timezone)
+    return after(value)

