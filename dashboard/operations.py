@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -24,7 +25,7 @@ from jobs.notifications import notify_me
 from jobs.params import resolve_type, unseal_secrets, validate_params
 from jobs.queries import run_detail
 from jobs.run_search import RunFilter, RunPage, page_of_runs
-from jobs.type_settings import report_recipients, set_report_recipients
+from jobs.type_settings import clean_addresses, report_recipients, set_report_recipients
 from scheduler import schedules
 from scheduler.schedules import ScheduleNotFound, ScheduleRow
 from scheduler.triggers import Trigger
@@ -76,14 +77,29 @@ def job_type(app: Jobyard, principal: Principal, name: str) -> JobType:
     return declared
 
 
-def start(app: Jobyard, actor: Actor, type_name: str, params: dict[str, Any] | None, *, from_text: bool = False) -> str:
-    """Starts a run now ("Start" on the job types page, `POST /api/v1/runs`)."""
+def start(
+    app: Jobyard,
+    actor: Actor,
+    type_name: str,
+    params: dict[str, Any] | None,
+    *,
+    from_text: bool = False,
+    at: datetime | None = None,
+    idempotency_key: str | None = None,
+    notify: Iterable[str] = (),
+) -> str:
+    """Starts a run ("Start" on the job types page, `POST /api/v1/runs`): now, or at `at`."""
     declared = job_type(app, actor.principal, type_name)
     if not actor.principal.may_start(declared):
         raise Forbidden(f"{actor.name} may not start {type_name}")
     clean = validate_params(declared, params or {}, from_text=from_text)
+    addresses = tuple(clean_addresses(notify))
     domain = actor.principal.domain if declared.domain is None else declared.domain
-    [run_id] = enqueue_many([EnqueueRequest(type_name, clean, triggered_by=actor.name, domain=domain)], app=app)
+    request = EnqueueRequest(
+        type_name, clean, at=at, triggered_by=actor.name, domain=domain, idempotency_key=idempotency_key,
+        notify=addresses,
+    )  # fmt: skip
+    [run_id] = enqueue_many([request], app=app)
     _audit(app, actor, "start", run_id, {"type": type_name})
     return run_id
 
@@ -263,3 +279,13 @@ def run_now(app: Jobyard, actor: Actor, type_name: str, params: dict[str, Any] |
     run_id = schedules.run_now(app, type_name, by=actor.name, params=params)
     _audit(app, actor, "run_now", type_name, {"run": run_id})
     return run_id
+
+
+def delete_schedule(app: Jobyard, actor: Actor, type_name: str) -> None:
+    """Removes a type's plan; a declared default comes back as `automatic` at the next scheduler start."""
+    _configurable(app, actor, type_name)
+    try:
+        schedules.remove(app, type_name)
+    except ScheduleNotFound:
+        raise NotFound(f"job type {type_name!r} has no schedule") from None
+    _audit(app, actor, "schedule_delete", type_name)

@@ -159,6 +159,13 @@ def set_mode(app: Jobyard, type_name: str, *, enabled: bool, by: str) -> Schedul
     return row
 
 
+def remove(app: Jobyard, type_name: str) -> None:
+    row = get(app, type_name)
+    with app.engine.begin() as conn:
+        conn.execute(delete(schedules).where(schedules.c.id == row.id))
+    app.clock.drop(row.id)
+
+
 def run_now(
     app: Jobyard, type_name: str, *, by: str, params: dict[str, Any] | None = None, from_text: bool = False
 ) -> str:

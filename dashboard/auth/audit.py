@@ -13,7 +13,7 @@ from dashboard.auth.models import audit_table as audit
 
 ACTIONS = (
     "login", "login_failed", "logout", "start", "retry", "cancel", "run_again", "notify", "schedule_set",
-    "schedule_enable", "schedule_disable", "run_now", "user_add", "user_set_role", "user_disable",
+    "schedule_enable", "schedule_disable", "schedule_delete", "run_now", "user_add", "user_set_role", "user_disable",
     "user_enable", "user_password", "user_grant", "user_revoke", "token_create", "token_revoke", "enqueue",
 )  # fmt: skip
 
