@@ -75,3 +75,6 @@ RUNS_PAGE_SIZE_MAX = 500
 # Live pages (run detail, runs list) poll the JSON API this often.
 LIVE_REFRESH_MS = 1000
 API_TOKEN_BYTES = 32
+WEB_WORKERS = 2  # gunicorn processes
+WEB_THREADS = 4  # threads per gunicorn process
+WEB_PORT = 8000

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -12,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from core import defaults
 from core.migrate import upgrade
+from dashboard.auth.users import add_user, has_users
 from jobs.enqueue import EnqueueRequest, enqueue_many
 from jobs.queries import run_detail
 from jobs.status import FINAL, RunStatus
@@ -27,6 +31,8 @@ DEMO_RUNS = (
     EnqueueRequest("demo.sleep", {"seconds": 2}, triggered_by="jobyard up"),
 )
 REFRESH_S = 0.5
+SECRET_KEY_FILE = "secret.key"
+ADMIN_PASSWORD_FILE = "admin-password"
 
 
 def _line(detail: dict[str, Any]) -> str:
@@ -52,13 +58,41 @@ def _start(app: Jobyard, *command: str) -> subprocess.Popen[bytes]:
         )
 
 
-def bring_up(app: Jobyard, *, processes: int, demo: bool, until_done: bool) -> int:
+def _secret_key(app: Jobyard) -> None:
+    """Without JOBYARD_SECRET_KEY, a key of this installation's own, kept in the data directory."""
+    if app.settings.secret_key:
+        return
+    path = app.settings.data_dir / SECRET_KEY_FILE
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    app.settings = dataclasses.replace(app.settings, secret_key=path.read_text().strip())
+
+
+def _first_admin(app: Jobyard) -> None:
+    """A fresh installation gets an `admin` account with a random password, printed once and kept in a
+    file only the owner can read, so that nobody logs in with a default password."""
+    if has_users(app.engine):
+        return
+    password = secrets.token_urlsafe(12)
+    add_user(app.engine, "admin", password, "admin", by="jobyard up")
+    path = app.settings.data_dir / ADMIN_PASSWORD_FILE
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    click.echo(f"created user admin, password {password} (also in {path})")
+
+
+def bring_up(app: Jobyard, *, processes: int, demo: bool, until_done: bool, port: int = defaults.WEB_PORT) -> int:
+    app.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _secret_key(app)
     click.echo(f"redis:    {app.redis_url}")
     click.echo(f"database: {app.engine.url.render_as_string(hide_password=True)}")
     upgrade(app.engine)
-    app.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _first_admin(app)
     worker = _start(app, "worker", "--processes", str(processes))
     scheduler = _start(app, "scheduler")
+    web = _start(app, "web", "--port", str(port), "--workers", "1")
+    click.echo(f"dashboard: http://127.0.0.1:{port}/ (rq-dashboard at /rq)")
     stop = threading.Event()
 
     def _request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -67,13 +101,14 @@ def bring_up(app: Jobyard, *, processes: int, demo: bool, until_done: bool) -> i
     signal.signal(signal.SIGTERM, _request_stop)
     signal.signal(signal.SIGINT, _request_stop)
     click.echo(
-        f"{processes} worker processes and the scheduler started (logs under {app.settings.data_dir});"
+        f"{processes} worker processes, the scheduler and the web process started (logs under"
+        f" {app.settings.data_dir});"
         " Ctrl-C stops everything"
     )
     run_ids = enqueue_many(DEMO_RUNS, app=app) if demo else []
     shown: dict[str, str] = {}
     try:
-        while not stop.is_set() and worker.poll() is None and scheduler.poll() is None:
+        while not stop.is_set() and all(p.poll() is None for p in (worker, scheduler, web)):
             details = [d for d in (run_detail(app.engine, r) for r in run_ids) if d is not None]
             for detail in details:
                 line = _line(detail)
@@ -84,9 +119,9 @@ def bring_up(app: Jobyard, *, processes: int, demo: bool, until_done: bool) -> i
                 break
             stop.wait(REFRESH_S)
     finally:
-        for process in (worker, scheduler):
+        for process in (worker, scheduler, web):
             process.send_signal(signal.SIGTERM)
-        for process in (worker, scheduler):
+        for process in (worker, scheduler, web):
             process.wait()
     if worker.returncode not in (0, -signal.SIGTERM) and not stop.is_set() and not until_done:
         return 1

@@ -100,3 +100,13 @@ def items(ctx: JobContext, count: int, fail_every: int, dry_run: bool, continue_
 @job_type("test.reported", title="Reported", report_to=["reports@example.org"])
 def reported(ctx: JobContext) -> None:
     return None
+
+
+@job_type("test.sales_sync", title="Sales directory sync", domain="sales")
+def sales_sync(ctx: JobContext) -> None:
+    return None
+
+
+@job_type("test.hr_sync", title="HR directory sync", domain="hr")
+def hr_sync(ctx: JobContext) -> None:
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -56,14 +57,18 @@ def worker(app: Jobyard, queues: str, processes: int, burst: bool, instance: str
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=defaults.WEB_WORKERS, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=defaults.WEB_THREADS, show_default=True, type=click.IntRange(1, 64))
 @with_app
-def web(app: Jobyard, host: str, port: int) -> None:
-    """Run the web process."""
-    from werkzeug.serving import run_simple
+def web(app: Jobyard, host: str, port: int, workers: int, threads: int) -> None:
+    """Run the web process (dashboard, API, rq-dashboard, metrics) under gunicorn."""
+    from dashboard.server import serve
 
-    from dashboard.app import create_app
-
-    run_simple(host, port, create_app(app), threaded=True)
+    if not app.settings.secret_key:
+        raise CliError("the web process needs JOBYARD_SECRET_KEY (it signs sessions and CSRF tokens)")
+    # The workers build their own app from the environment after the fork; pass on what this process resolved.
+    os.environ.update(app.child_env())
+    serve(host, port, workers=workers, threads=threads)
 
 
 @cli.command()
@@ -80,9 +85,10 @@ def scheduler(app: Jobyard) -> None:
 @click.option("--processes", default=defaults.DEFAULT_WORKER_PROCESSES, show_default=True, type=click.IntRange(1, 64))
 @click.option("--demo/--no-demo", default=True, show_default=True, help="Enqueue the demo runs.")
 @click.option("--until-done", is_flag=True, help="Exit once the demo runs have finished.")
-def up(processes: int, demo: bool, until_done: bool) -> None:
-    """Bring the whole system up: Redis, database, workers, demo runs."""
+@click.option("--port", default=defaults.WEB_PORT, show_default=True, type=click.IntRange(1, 65535))
+def up(processes: int, demo: bool, until_done: bool, port: int) -> None:
+    """Bring the whole system up: Redis, database, workers, scheduler, web, demo runs."""
     from core.up import bring_up
 
     app = app_from(click.get_current_context())
-    sys.exit(bring_up(app, processes=processes, demo=demo, until_done=until_done))
+    sys.exit(bring_up(app, processes=processes, demo=demo, until_done=until_done, port=port))
