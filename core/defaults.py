@@ -75,6 +75,9 @@ RUNS_PAGE_SIZE_MAX = 500
 # Live pages (run detail, runs list) poll the JSON API this often.
 LIVE_REFRESH_MS = 1000
 API_TOKEN_BYTES = 32
+# After this many failed logins within the window, an account refuses logins until the window passes.
+LOGIN_MAX_FAILURES = 10
+LOGIN_FAILURE_WINDOW_S = 15 * 60
 WEB_WORKERS = 2  # gunicorn processes
 WEB_THREADS = 4  # threads per gunicorn process
 WEB_PORT = 8000

@@ -292,3 +292,48 @@ def users(app: Jobyard) -> Any:
     from tests.webclient import UserFactory
 
     return UserFactory(app)
+
+
+class WebProcess(JobyardProcess):
+    """`jobyard web` (gunicorn) on a free port."""
+
+    def __init__(self, app: Jobyard) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__(app, "web", "--port", str(self.port), "--workers", "1", "--threads", "8")
+
+        def answers() -> bool:
+            import urllib.error
+            import urllib.request
+
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                    return response.status == 200
+            except (urllib.error.URLError, ConnectionError):
+                return False
+
+        wait_for(answers, timeout=60, what="the web process to answer")
+
+
+@pytest.fixture
+def start_web(app: Jobyard) -> Iterator[Callable[[], WebProcess]]:
+    yield from _starter(lambda: WebProcess(app))
+
+
+CHROMIUM = os.environ.get("JOBYARD_TEST_CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's chromium, headless, driven by Playwright (which downloads no browser of its own)."""
+    if not Path(CHROMIUM).exists():
+        unavailable("chromium", FileNotFoundError(CHROMIUM))
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
+from core import defaults
 from core.db import utcnow
 from dashboard.auth.models import audit_table as audit
 
@@ -67,3 +68,16 @@ def entries(
         query = query.where(audit.c.id < before_id)
     with engine.connect() as conn:
         return [AuditRow(**r._mapping) for r in conn.execute(query)]
+
+
+def recent_failures(engine: Engine, username: str) -> int:
+    """Failed logins for `username` within the lockout window."""
+    since = utcnow() - timedelta(seconds=defaults.LOGIN_FAILURE_WINDOW_S)
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(audit)
+                .where(audit.c.actor == username, audit.c.action == "login_failed", audit.c.at >= since)
+            ).scalar_one()
+        )

@@ -7,7 +7,9 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
 
+from core import defaults
 from dashboard.auth import audit
+from dashboard.auth.audit import recent_failures
 from dashboard.auth.sessions import close_session, open_session
 from dashboard.auth.users import authenticate
 from dashboard.security import SessionUser, current_principal, jobyard_of_app, safe_next
@@ -22,6 +24,11 @@ def login() -> Any:
     jobyard = jobyard_of_app()
     username = request.form.get("username", "").strip().lower()
     password = request.form.get("password", "")
+    if username and recent_failures(jobyard.engine, username) >= defaults.LOGIN_MAX_FAILURES:
+        # Password guessing is slowed per account; the scrypt hash already makes each guess costly.
+        minutes = defaults.LOGIN_FAILURE_WINDOW_S // 60
+        flash(f"Too many failed logins for this account; try again in {minutes} minutes.", "error")
+        return render_template("login.html", next=request.form.get("next", ""), username=username), 429
     principal = authenticate(jobyard.engine, username, password) if username and password else None
     if principal is None or principal.user_id is None:
         audit.record(jobyard.engine, username or "(blank)", "login_failed", remote_addr=request.remote_addr)

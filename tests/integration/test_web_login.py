@@ -66,3 +66,16 @@ def test_next_parameter_cannot_send_the_user_to_another_site(web: Any, users: An
         )
         assert response.status_code == 302
         assert "evil" not in response.headers["Location"] and "javascript" not in response.headers["Location"]
+
+
+def test_repeated_failed_logins_lock_the_account_for_a_while(app: Jobyard, web: Any, users: Any) -> None:
+    from core import defaults
+
+    users.add("alice", "admin")
+    client = web.test_client()
+    for _ in range(defaults.LOGIN_MAX_FAILURES):
+        response = client.post("/login", data={"username": "alice", "password": "guess", "csrf_token": csrf_of(client)})
+        assert response.status_code == 401
+    response = client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf_of(client)})
+    assert response.status_code == 429
+    assert "Too many failed logins" in response.get_data(as_text=True)
