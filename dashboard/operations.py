@@ -194,8 +194,9 @@ def run_again(app: Jobyard, actor: Actor, run_id: str) -> str:
 
 
 def notify(app: Jobyard, actor: Actor, run_id: str, addresses: Iterable[str]) -> list[str]:
-    """Seed 004's "notify me": anyone who sees a run may ask to be mailed when it ends."""
-    _visible_run(app, actor.principal, run_id)
+    """Seed 004's "notify me": whoever may act on a run may ask to be mailed when it ends (a viewer may
+    not: it changes the run's record and sends mail)."""
+    _actionable_run(app, actor, run_id)
     merged = notify_me(app, run_id, addresses)
     _audit(app, actor, "notify", run_id, {"addresses": list(addresses)})
     return merged

@@ -286,6 +286,13 @@ def web(app: Jobyard) -> Any:
     return flask_app
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accounts made by tests use scrypt with a small work factor: hundreds of logins stay fast. The
+    production parameters are the library's defaults (dashboard/auth/passwords.py)."""
+    monkeypatch.setattr("dashboard.auth.passwords.HASH_METHOD", "scrypt:1024:8:1")
+
+
 @pytest.fixture
 def users(app: Jobyard) -> Any:
     """`users.add(name, role, domain=None, grants=())` creates an account whose password is PASSWORD."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 from werkzeug.security import check_password_hash, generate_password_hash
 
 MIN_PASSWORD_LENGTH = 10
+# werkzeug's scrypt defaults (N=2**15, r=8, p=1): ~50-100 ms a hash. A hash records its own parameters, so
+# raising them later leaves old hashes verifiable. Test suites may lower it, as Django's do.
+HASH_METHOD = "scrypt"
 # Checked against when the username is unknown, so that a login takes as long either way.
 _DUMMY_HASH = generate_password_hash("jobyard-timing-equaliser", method="scrypt")
 
@@ -16,7 +19,7 @@ class WeakPassword(ValueError):
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise WeakPassword(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
-    return generate_password_hash(password, method="scrypt")
+    return generate_password_hash(password, method=HASH_METHOD)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:

@@ -1,0 +1,139 @@
+"""The operator's path through the dashboard in a real browser (Debian's chromium, headless, driven by
+Playwright) against real processes: `jobyard web` (gunicorn), `jobyard worker` and `jobyard scheduler`
+over the test's database and Redis. Screenshots of the main pages are saved under docs/screenshots/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from core.app import Jobyard
+from dashboard import operations as ops
+from dashboard.auth.roles import Principal, Role
+from jobs.models import runs_table
+from jobs.queries import run_detail
+from jobs.run_search import RunFilter
+from jobs.status import RunStatus
+from scheduler import schedules
+from tests.conftest import REPO, WebProcess, wait_for
+from tests.webclient import PASSWORD
+
+SCREENSHOTS = REPO / "docs" / "screenshots"
+ADMIN = ops.Actor(Principal("root", Role.ADMIN))
+# Status changes reach the page through its live polling; allow for retries with backoff.
+LIVE_TIMEOUT_MS = 60_000
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def site(app: Jobyard, users: Any, start_workers: Callable[..., Any], start_scheduler: Callable[[], Any],
+         start_web: Callable[[], WebProcess]) -> str:  # fmt: skip
+    users.add("root", "admin", email="root@example.org")
+    start_workers(2)
+    start_scheduler()
+    return start_web().url
+
+
+@pytest.fixture
+def page(chromium: Any, site: str) -> Iterator[Any]:
+    context = chromium.new_context(base_url=site, viewport={"width": 1440, "height": 900})
+    tab = context.new_page()
+    tab.on("dialog", lambda dialog: dialog.accept())  # the pages' confirm() questions: answer yes
+    tab.goto("/login")
+    tab.fill("input[name=username]", "root")
+    tab.fill("input[name=password]", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(lambda url: "/login" not in url)
+    yield tab
+    context.close()
+
+
+def _live_status(page: Any, status: str) -> None:
+    page.locator(f"#live-status [data-status={status}]").wait_for(timeout=LIVE_TIMEOUT_MS)
+
+
+def _run_id_of(page: Any) -> str:
+    return str(page.locator("#run").get_attribute("data-run-id"))
+
+
+def test_start_a_failing_job_and_watch_it_retry_to_completion(app: Jobyard, page: Any) -> None:
+    page.goto("/")
+    page.locator("tr[data-type='demo.fail'] button[name=start]").click()
+    dialog = page.locator("dialog[data-type='demo.fail']")
+    dialog.locator("input[name=times]").fill("2")
+    dialog.locator("button[name=review]").click()
+    dialog.locator("button[name=yes]").click()
+    page.wait_for_url("**/runs/*")
+    run_id = _run_id_of(page)
+    _live_status(page, "retrying")
+    _live_status(page, "completed")
+    detail = run_detail(app.engine, run_id)
+    assert detail is not None and detail["status"] == RunStatus.COMPLETED
+    assert detail["triggered_by"] == "root"
+    assert [a["outcome"] for a in detail["attempt_history"]] == ["failed", "failed", "completed"]
+    assert page.locator("#attempts tr[data-attempt]").count() == 3
+    page.screenshot(path=str(SCREENSHOTS / "run-detail.png"), full_page=True)
+
+
+def test_retry_a_failed_run(app: Jobyard, page: Any) -> None:
+    run_id = ops.start(app, ADMIN, "demo.noop", {})
+    wait_for(lambda: (d := run_detail(app.engine, run_id)) and d["status"] == RunStatus.COMPLETED, what="the run")
+    with app.engine.begin() as conn:  # as if its last attempt had failed
+        conn.execute(update(runs_table).where(runs_table.c.id == run_id).values(status=RunStatus.FAILED, error="boom"))
+    page.goto(f"/runs/{run_id}")
+    page.locator("button[name=retry]").click()
+    page.wait_for_url(f"**/runs/{run_id}")
+    _live_status(page, "completed")
+    detail = run_detail(app.engine, run_id)
+    assert detail is not None and detail["series"] == 2 and detail["retried_by"] == "root"
+
+
+def test_cancel_a_running_run(app: Jobyard, page: Any) -> None:
+    run_id = ops.start(app, ADMIN, "demo.sleep", {"seconds": 120})
+    wait_for(lambda: (d := run_detail(app.engine, run_id)) and d["status"] == RunStatus.RUNNING, what="it to run")
+    page.goto(f"/runs/{run_id}")
+    page.locator("button[name=cancel]").click()
+    _live_status(page, "cancelled")
+    detail = run_detail(app.engine, run_id)
+    assert detail is not None and detail["status"] == RunStatus.CANCELLED
+
+
+def test_edit_a_schedule(app: Jobyard, page: Any) -> None:
+    page.goto("/schedules")
+    page.locator("select[name=type]").select_option("demo.noop")
+    page.locator("button[name=create]").click()
+    page.select_option("select[name=trigger_kind]", "cron")
+    page.fill("input[name=trigger_value]", "*/5 * * * *")
+    page.locator("button[name=save]").click()
+    page.locator("tr[data-schedule='demo.noop']").wait_for()
+    row = schedules.get(app, "demo.noop")
+    assert (row.trigger.kind, row.trigger.spec, row.changed_by) == ("cron", {"cron": "*/5 * * * *"}, "root")
+    page.locator("#edit-demo\\.noop").click()
+    page.select_option("select[name=trigger_kind]", "weekly")
+    page.fill("input[name=trigger_value]", "mon,fri@03:00")
+    page.locator("button[name=save]").click()
+    page.locator("tr[data-schedule='demo.noop']").wait_for()
+    assert schedules.get(app, "demo.noop").trigger.spec == {"days": ["mon", "fri"], "times": ["03:00"]}
+    page.screenshot(path=str(SCREENSHOTS / "schedules.png"), full_page=True)
+
+
+def test_screenshots_of_the_main_pages(app: Jobyard, page: Any) -> None:
+    for request in (
+        ("demo.progress", {"steps": 3, "step_seconds": 0.1}),
+        ("demo.fail", {"times": 1}),
+        ("demo.noop", {}),
+        ("demo.sleep", {"seconds": 30}),
+    ):
+        ops.start(app, ADMIN, *request)
+    wait_for(
+        lambda: {r["status"] for r in ops.list_runs(app, ADMIN.principal, RunFilter()).runs} >= {"completed"},
+        what="some runs to complete",
+    )
+    for path, name in (("/", "job-types"), ("/runs", "runs"), ("/audit", "audit"), ("/admin/users", "users")):
+        page.goto(path)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
