@@ -19,6 +19,7 @@ from jobs.models import runs_table as runs
 from jobs.status import RunStatus
 
 run_items = cast(Table, RunItem.__table__)
+MIN_SEARCH_LENGTH = 3
 
 
 class BadFilter(ValueError):
@@ -50,6 +51,9 @@ class RunFilter:
             raise BadFilter("created_from", "must not be after created_to")
         if self.text is not None and len(self.text) > 200:
             raise BadFilter("q", "at most 200 characters")
+        if self.text is not None and 0 < len(self.text.strip()) < MIN_SEARCH_LENGTH:
+            # Shorter needles match almost everything and no trigram index can serve them.
+            raise BadFilter("q", f"at least {MIN_SEARCH_LENGTH} characters")
 
     def condition(self) -> ColumnElement[bool]:
         parts: list[ColumnElement[bool]] = []
