@@ -81,3 +81,13 @@ LOGIN_FAILURE_WINDOW_S = 15 * 60
 WEB_WORKERS = 2  # gunicorn processes
 WEB_THREADS = 4  # threads per gunicorn process
 WEB_PORT = 8000
+
+# Metrics
+# Longer than one 5 s scrape interval, so that at most every other scrape of a busy database pays for the
+# aggregates; figures are at most this old.
+METRICS_CACHE_TTL_S = 10.0
+# An attempt finished and started this long ago can no longer change (dashboard/metrics.py AttemptFigures):
+# more than a commit can take and than worker clocks drift apart.
+METRICS_SETTLED_AFTER_S = 15 * 60.0
+# Up to this many new attempts, each one's run is looked up by key instead of hash-joining all runs.
+METRICS_LOOKUP_MAX_ATTEMPTS = 20_000
