@@ -91,7 +91,7 @@ def run_detail(engine: Engine, run_id: str) -> dict[str, Any] | None:
         ],
         items={status: int(item_counts.get(status, 0)) for status in ("ok", "failed", "skipped")},
         error_count=int(item_counts.get("failed", 0)),
-        logs=[{"at": _iso(lg.at), "level": lg.level, "message": lg.message} for lg in log_rows],
+        logs=[{"id": lg.id, "at": _iso(lg.at), "level": lg.level, "message": lg.message} for lg in log_rows],
     )
     return detail
 
