@@ -81,6 +81,8 @@ LOGIN_FAILURE_WINDOW_S = 15 * 60
 WEB_WORKERS = 2  # gunicorn processes
 WEB_THREADS = 4  # threads per gunicorn process
 WEB_PORT = 8000
+# Requests with a larger body are refused (413) before anything reads them.
+WEB_MAX_REQUEST_BYTES = 2 * 1024 * 1024
 
 # Metrics
 # Longer than one 5 s scrape interval, so that at most every other scrape of a busy database pays for the

@@ -125,7 +125,9 @@ class HotSQL:
             return None
         naive = value.astimezone(UTC).replace(tzinfo=None)
         # SQLAlchemy's SQLite DateTime storage format, so that both paths compare as equals.
-        return naive if self.postgres else naive.strftime("%Y-%m-%d %H:%M:%S.%f")
+        # isoformat pads years below 1000 to four digits; strftime("%Y") does not, and SQLite could not read
+        # such a value back.
+        return naive if self.postgres else naive.isoformat(sep=" ", timespec="microseconds")
 
     def json(self, value: Any) -> Any:
         if self.postgres:

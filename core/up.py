@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -58,14 +59,20 @@ def _start(app: Jobyard, *command: str) -> subprocess.Popen[bytes]:
         )
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Created readable by the owner only from the first byte, not chmod-ed after the fact."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+
+
 def _secret_key(app: Jobyard) -> None:
     """Without JOBYARD_SECRET_KEY, a key of this installation's own, kept in the data directory."""
     if app.settings.secret_key:
         return
     path = app.settings.data_dir / SECRET_KEY_FILE
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        _write_private(path, secrets.token_urlsafe(32))
     app.settings = dataclasses.replace(app.settings, secret_key=path.read_text().strip())
 
 
@@ -77,8 +84,8 @@ def _first_admin(app: Jobyard) -> None:
     password = secrets.token_urlsafe(12)
     add_user(app.engine, "admin", password, "admin", by="jobyard up")
     path = app.settings.data_dir / ADMIN_PASSWORD_FILE
-    path.write_text(password + "\n")
-    path.chmod(0o600)
+    path.unlink(missing_ok=True)
+    _write_private(path, password + "\n")
     click.echo(f"created user admin, password {password} (also in {path})")
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, abort, current_app
 from flask.blueprints import BlueprintSetupState
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -58,6 +58,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import defaults
 from core.db import utcnow
+from dashboard.security import current_principal
 from jobs.models import attempts_table as attempts
 from jobs.models import runs_table as runs
 from jobs.status import RunStatus
@@ -345,5 +346,9 @@ def _install(state: BlueprintSetupState) -> None:
 
 @metrics_blueprint.get("/metrics")
 def metrics() -> Response:
+    # Figures cover every domain and job type: only principals who may see all of them may scrape.
+    principal = current_principal()
+    if not (principal.is_admin or (principal.read_only and principal.domain is None)):
+        abort(403)
     registry, _cache = current_app.extensions[_EXTENSION]
     return Response(generate_latest(registry), status=200, content_type=CONTENT_TYPE)

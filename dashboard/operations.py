@@ -256,6 +256,8 @@ def set_schedule(
     from_text: bool = False,
 ) -> ScheduleRow:
     _configurable(app, actor, type_name)
+    if trigger.kind == "after":
+        job_type(app, actor.principal, trigger.spec["type"])  # a type outside their view does not exist for them
     row = schedules.set_schedule(app, type_name, trigger, by=actor.name, params=params, from_text=from_text)
     _audit(app, actor, "schedule_set", type_name, {"trigger": trigger.describe()})
     return row

@@ -42,7 +42,8 @@ def mount_rq_dashboard(app: Flask, jobyard: Jobyard) -> None:
             return
         if not current_principal().is_admin:
             abort(403)
-        if request.method == "GET" and request.endpoint == f"{BLUEPRINT}.requeue_all":
+        # GET and HEAD both reach rq-dashboard's requeue-all view; only a CSRF-checked POST may.
+        if request.method != "POST" and request.endpoint == f"{BLUEPRINT}.requeue_all":
             abort(405)
 
     @app.after_request

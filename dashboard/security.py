@@ -16,11 +16,13 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from flask import Flask, abort, current_app, g, jsonify, redirect, request, url_for
+from flask import Flask, abort, current_app, g, jsonify, make_response, redirect, request, url_for
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
+from core import defaults
 from dashboard.auth.roles import Principal, Role
 from dashboard.auth.sessions import load_session
 from dashboard.auth.tokens import principal_of_token
@@ -94,7 +96,16 @@ def _unauthenticated() -> Response:
     return redirect(url_for("auth.login", next=request.full_path if request.query_string else request.path))
 
 
+def _carries_nul() -> bool:
+    """No text Jobyard stores may hold NUL (PostgreSQL refuses it): refuse it at the door, once."""
+    if "\x00" in request.path:
+        return True
+    return any("\x00" in value for source in (request.args, request.form) for value in source.values())
+
+
 def guard() -> Response | None:
+    if _carries_nul():
+        abort(400, "NUL characters are not accepted")
     if request.endpoint in PUBLIC_ENDPOINTS:
         if request.method in UNSAFE_METHODS:
             csrf.protect()
@@ -164,6 +175,7 @@ def init_security(app: Flask, jobyard: Jobyard) -> None:
         WTF_CSRF_CHECK_DEFAULT=False,  # `guard` checks, after authentication
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the login session
         WTF_CSRF_SSL_STRICT=https,
+        MAX_CONTENT_LENGTH=defaults.WEB_MAX_REQUEST_BYTES,
     )
     csrf.init_app(app)
     login_manager = LoginManager()
@@ -181,6 +193,10 @@ def init_security(app: Flask, jobyard: Jobyard) -> None:
     def csrf_failed(error: CSRFError) -> Any:
         return _error(400, f"CSRF check failed: {error.description} Reload the page and try again.")
 
+    @app.errorhandler(400)
+    def bad_request(error: HTTPException) -> Any:
+        return _error(400, error.description or "bad request")
+
     @app.errorhandler(401)
     def unauthorised(_error_: Exception) -> Any:
         return _error(401, "authentication required")
@@ -194,8 +210,16 @@ def init_security(app: Flask, jobyard: Jobyard) -> None:
         return _error(404, "not found")
 
     @app.errorhandler(405)
-    def method_not_allowed(_error_: Exception) -> Any:
-        return _error(405, f"{request.method} is not allowed here")
+    def method_not_allowed(error: MethodNotAllowed) -> Any:
+        body, status = _error(405, f"{request.method} is not allowed here")
+        response = make_response(body, status)
+        if error.valid_methods:
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        return response
+
+    @app.errorhandler(413)
+    def too_large(_error_: Exception) -> Any:
+        return _error(413, f"the request body is larger than {defaults.WEB_MAX_REQUEST_BYTES} bytes")
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,10 @@ def _coerce_text(raw: str, wanted: type) -> Any:
     if wanted is int:
         return int(raw)
     if wanted is float:
-        return float(raw)
+        number = float(raw)
+        if not math.isfinite(number):  # JSON has no NaN or infinity; PostgreSQL refuses to store them
+            raise ValueError(raw)
+        return number
     value = json.loads(raw)
     if not isinstance(value, wanted):
         raise ValueError
@@ -58,7 +62,7 @@ def _matches(value: Any, wanted: type) -> bool:
     if isinstance(value, bool) and wanted is not bool:
         return False
     if wanted is float:
-        return isinstance(value, int | float)
+        return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
     return isinstance(value, wanted)
 
 

@@ -49,7 +49,7 @@ class Param:
     def schema(self) -> dict[str, Any]:
         names = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
         out: dict[str, Any] = {"type": names[self.type], "description": self.help}
-        if self.has_default:
+        if self.has_default and not self.secret:
             out["default"] = self.default
         if self.secret:
             out["format"] = "password"

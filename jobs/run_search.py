@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Engine, Table, and_, func, or_, select, true
@@ -94,8 +94,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, run_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), run_id
-    except (ValueError, UnicodeDecodeError):
+        created_at = datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None or not run_id.isalnum():
+            raise ValueError(cursor)
+        return created_at.astimezone(UTC), run_id
+    except (ValueError, OverflowError, UnicodeDecodeError):
         raise BadFilter("cursor", "not a cursor this server handed out") from None
 
 

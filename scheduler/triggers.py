@@ -13,11 +13,12 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KINDS = ("cron", "interval", "at", "weekly", "after")
 MIN_INTERVAL_S = 1
+MAX_INTERVAL_S = 10 * 366 * 24 * 3600  # beyond ten years, date arithmetic overflows sooner or later
 
 
 class TriggerError(ValueError):
@@ -27,7 +28,7 @@ class TriggerError(ValueError):
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory such as "America"
         raise TriggerError(f"unknown timezone {name!r}") from None
 
 
@@ -118,12 +119,19 @@ def cron(expression: str, timezone: str = "UTC") -> Trigger:
     if not croniter.is_valid(expression):
         raise TriggerError(f"invalid cron expression {expression!r}")
     zone(timezone)
-    return Trigger("cron", {"cron": expression}, timezone)
+    trigger = Trigger("cron", {"cron": expression}, timezone)
+    try:
+        trigger.next_after(datetime.now(UTC))
+    except (CroniterBadDateError, OverflowError):  # e.g. "0 0 30 2 *": February has no 30th
+        raise TriggerError(f"cron expression {expression!r} never comes due") from None
+    return trigger
 
 
 def interval(seconds: int, *, anchor: datetime | None = None) -> Trigger:
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < MIN_INTERVAL_S:
-        raise TriggerError(f"interval must be a whole number of seconds, at least {MIN_INTERVAL_S}, got {seconds!r}")
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not MIN_INTERVAL_S <= seconds <= MAX_INTERVAL_S:
+        raise TriggerError(
+            f"interval must be a whole number of seconds from {MIN_INTERVAL_S} to {MAX_INTERVAL_S}, got {seconds!r}"
+        )
     # Whole-second due times: rq-scheduler scores entries in whole seconds.
     anchor = (anchor or datetime.now(UTC)).replace(microsecond=0)
     return Trigger("interval", {"seconds": seconds, "anchor": anchor.isoformat()})
@@ -132,7 +140,11 @@ def interval(seconds: int, *, anchor: datetime | None = None) -> Trigger:
 def at(when: datetime) -> Trigger:
     if when.tzinfo is None:
         raise TriggerError("a one-shot time must carry a timezone")
-    return Trigger("at", {"at": when.astimezone(UTC).replace(microsecond=0).isoformat()})
+    try:
+        utc = when.astimezone(UTC)
+    except OverflowError:
+        raise TriggerError(f"{when.isoformat()} is out of range") from None
+    return Trigger("at", {"at": utc.replace(microsecond=0).isoformat()})
 
 
 def weekly(expression: str, timezone: str = "UTC") -> Trigger:

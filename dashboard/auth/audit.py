@@ -70,14 +70,20 @@ def entries(
         return [AuditRow(**r._mapping) for r in conn.execute(query)]
 
 
-def recent_failures(engine: Engine, username: str) -> int:
-    """Failed logins for `username` within the lockout window."""
+def recent_failures(engine: Engine, username: str, remote_addr: str | None) -> int:
+    """Failed logins for `username` from `remote_addr` within the lockout window. Per address too, so
+    that a stranger guessing cannot lock the account's owner out."""
     since = utcnow() - timedelta(seconds=defaults.LOGIN_FAILURE_WINDOW_S)
     with engine.connect() as conn:
         return int(
             conn.execute(
                 select(func.count())
                 .select_from(audit)
-                .where(audit.c.actor == username, audit.c.action == "login_failed", audit.c.at >= since)
+                .where(
+                    audit.c.actor == username,
+                    audit.c.remote_addr == remote_addr,
+                    audit.c.action == "login_failed",
+                    audit.c.at >= since,
+                )
             ).scalar_one()
         )

@@ -32,6 +32,10 @@ class Role(StrEnum):
     VIEWER = "viewer"
 
 
+# How far a role reaches, for "a token may not reach beyond its owner".
+ROLE_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.DOMAIN_ADMIN: 2, Role.ADMIN: 3}
+
+
 class RoleError(ValueError):
     pass
 

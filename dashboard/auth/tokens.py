@@ -20,8 +20,8 @@ from core.db import utcnow
 from dashboard.auth import audit
 from dashboard.auth.models import tokens_table as tokens
 from dashboard.auth.models import users_table as users
-from dashboard.auth.roles import Principal, Role, parse_role
-from dashboard.auth.users import principal_of
+from dashboard.auth.roles import ROLE_RANK, Principal, Role, parse_role
+from dashboard.auth.users import DOMAIN, principal_of
 
 TOKEN_PREFIX = "jy_"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -56,6 +56,8 @@ def create_token(
     if not NAME.match(name):
         raise TokenError("a token name is 1-100 letters, digits, '.', '_' or '-'")
     checked = parse_role(role, domain)
+    if domain and not DOMAIN.match(domain):
+        raise TokenError("a domain is 1-100 letters, digits, '.', '_' or '-'")
     token = TOKEN_PREFIX + secrets.token_urlsafe(defaults.API_TOKEN_BYTES)
     with engine.begin() as conn:
         user_id = None
@@ -129,6 +131,9 @@ def principal_of_token(engine: Engine, token: str) -> Principal | None:
         return Principal(name=f"token:{row.name}", role=role, domain=row.domain)
     owner = principal_of(engine, row.user_id)
     if owner is None:  # the owning account is disabled
+        return None
+    if ROLE_RANK[role] > ROLE_RANK[owner.role] or (owner.domain is not None and row.domain != owner.domain):
+        # The owner was demoted or confined to a domain since: a token never reaches beyond its owner.
         return None
     return Principal(
         name=owner.name, role=role, domain=row.domain, granted_types=owner.granted_types, email=owner.email,

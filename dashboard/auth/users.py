@@ -17,7 +17,15 @@ from dashboard.auth.models import users_table as users
 from dashboard.auth.passwords import hash_password, verify_password
 from dashboard.auth.roles import Principal, Role, parse_role
 
+USERNAME_MAX_LENGTH = 100
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,99}$")
+DOMAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+EMAIL_MAX_LENGTH = 320
+
+
+def check_domain(domain: str | None) -> None:
+    if domain and not DOMAIN.match(domain):
+        raise UserError("a domain is 1-100 letters, digits, '.', '_' or '-'")
 
 
 class UserError(ValueError):
@@ -55,6 +63,9 @@ def add_user(
     if not USERNAME.match(username):
         raise UserError("a username is 2-100 characters: lowercase letters, digits, '.', '_', '@', '-'")
     checked = parse_role(role, domain)
+    check_domain(domain)
+    if email and (len(email) > EMAIL_MAX_LENGTH or "@" not in email or any(c.isspace() for c in email)):
+        raise UserError(f"not an email address: {email[:50]!r}")
     password_hash = hash_password(password)
     try:
         with engine.begin() as conn:
@@ -82,6 +93,7 @@ def _user_id(engine: Engine, username: str) -> int:
 
 def set_role(engine: Engine, username: str, role: str, *, by: str, domain: str | None = None) -> None:
     checked = parse_role(role, domain)
+    check_domain(domain)
     user_id = _user_id(engine, username)
     with engine.begin() as conn:
         conn.execute(update(users).where(users.c.id == user_id).values(role=checked, domain=domain or None))

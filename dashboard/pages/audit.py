@@ -28,6 +28,8 @@ def audit() -> ResponseReturnValue:
     if before_text:
         try:
             before_id = int(before_text)
+            if not 0 < before_id < 2**62:  # beyond any id a table holds, and beyond what the column types hold
+                raise ValueError(before_text)
         except ValueError:
             problem = f"Bad filter before_id: {before_text!r} is not an entry id"
     if problem:

@@ -11,7 +11,7 @@ from core import defaults
 from dashboard.auth import audit
 from dashboard.auth.audit import recent_failures
 from dashboard.auth.sessions import close_session, open_session
-from dashboard.auth.users import authenticate
+from dashboard.auth.users import USERNAME_MAX_LENGTH, authenticate
 from dashboard.security import SessionUser, current_principal, jobyard_of_app, safe_next
 
 auth_pages = Blueprint("auth", __name__)
@@ -23,8 +23,11 @@ def login() -> Any:
         return render_template("login.html", next=request.args.get("next", ""))
     jobyard = jobyard_of_app()
     username = request.form.get("username", "").strip().lower()
+    if len(username) > USERNAME_MAX_LENGTH:
+        username = ""  # no account has such a name; and the audit column would not hold it
     password = request.form.get("password", "")
-    if username and recent_failures(jobyard.engine, username) >= defaults.LOGIN_MAX_FAILURES:
+    failures = recent_failures(jobyard.engine, username, request.remote_addr) if username else 0
+    if failures >= defaults.LOGIN_MAX_FAILURES:
         # Password guessing is slowed per account; the scrypt hash already makes each guess costly.
         minutes = defaults.LOGIN_FAILURE_WINDOW_S // 60
         flash(f"Too many failed logins for this account; try again in {minutes} minutes.", "error")

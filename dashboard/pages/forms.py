@@ -115,6 +115,6 @@ def utc_from_input(field_name: str, text: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadFilter(field_name, f"expected a date and time like 2025-01-31T14:30, got {text!r}") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadFilter(field_name, f"expected a date and time like 2025-01-31T14:30, got {text[:40]!r}") from None

@@ -62,14 +62,23 @@ def test_an_anonymous_scrape_is_refused(web: Any) -> None:
     assert "authentication required" in response.get_json()["error"]
 
 
-def test_a_token_or_a_session_of_any_role_may_scrape(web: Any, users: Any) -> None:
+def test_a_token_or_a_session_that_sees_everything_may_scrape(web: Any, users: Any) -> None:
     response = web.test_client().get("/metrics", headers={"Authorization": f"Bearer {users.token('prom', 'viewer')}"})
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     names = {family.name for family in text_string_to_metric_families(response.get_data(as_text=True))}
     assert {"jobyard_runs", "jobyard_queue_length", "jobyard_workers_alive", "jobyard_database_up"} <= names
+    users.add("root", "admin")
+    assert login(web, "root").get("/metrics").status_code == 200
+
+
+def test_principals_confined_to_part_of_the_record_may_not_scrape(web: Any, users: Any) -> None:
+    # The figures cover every job type and domain; these principals may see only some.
     users.add("olga", "operator")
-    assert login(web, "olga").get("/metrics").status_code == 200
+    users.add("sam", "domain_admin", domain="sales")
+    users.add("vera", "viewer", domain="sales")
+    for name in ("olga", "sam", "vera"):
+        assert login(web, name).get("/metrics").status_code == 403, name
 
 
 def test_figures_follow_runs_attempts_queues_and_workers(app: Jobyard, web: Any, users: Any) -> None:

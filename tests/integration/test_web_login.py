@@ -79,3 +79,24 @@ def test_repeated_failed_logins_lock_the_account_for_a_while(app: Jobyard, web: 
     response = client.post("/login", data={"username": "alice", "password": PASSWORD, "csrf_token": csrf_of(client)})
     assert response.status_code == 429
     assert "Too many failed logins" in response.get_data(as_text=True)
+
+
+def test_method_not_allowed_names_the_allowed_methods(web: Any, users: Any) -> None:
+    users.add("alice", "admin")
+    response = login(web, "alice").get("/runs/bulk")
+    assert response.status_code == 405
+    assert "POST" in response.headers["Allow"] and "GET" not in response.headers["Allow"]
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(web: Any, users: Any) -> None:
+    from core import defaults
+
+    users.add("alice", "admin")
+    token = users.token("svc", "admin")
+    response = web.test_client().post(
+        "/api/v1/runs",
+        data=b"{" + b" " * defaults.WEB_MAX_REQUEST_BYTES + b"}",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert "larger than" in response.json["error"]

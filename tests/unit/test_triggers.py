@@ -75,7 +75,7 @@ def test_dependent_trigger_is_never_due_by_the_clock() -> None:
     [
         (lambda: triggers.cron("61 * * * *"), "invalid cron expression '61 * * * *'"),
         (lambda: triggers.cron("0 2 * * *", "Mars/Olympus"), "unknown timezone 'Mars/Olympus'"),
-        (lambda: triggers.interval(0), "interval must be a whole number of seconds, at least 1"),
+        (lambda: triggers.interval(0), "interval must be a whole number of seconds from 1 to"),
         (lambda: triggers.interval(1.5), "interval must be a whole number of seconds"),  # type: ignore[arg-type]
         (lambda: triggers.at(datetime(2026, 1, 1)), "must carry a timezone"),
         (lambda: triggers.weekly("mon,thu"), "must look like 'mon,thu@07:30'"),
@@ -122,3 +122,18 @@ def test_build_reads_back_what_as_text_writes(kind: str, value: str) -> None:
 def test_build_rejects_bad_text_with_a_specific_message(kind: str, value: str, message: str) -> None:
     with pytest.raises(triggers.TriggerError, match=message):
         triggers.build(kind, value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "message"),
+    [("cron", "0 0 30 2 *", "never comes due"), ("interval", str(10**20), "from 1 to"),
+     ("at", "9999-12-31T23:00:00-05:00", "out of range")],
+)  # fmt: skip
+def test_triggers_that_would_overflow_later_are_refused_now(kind: str, value: str, message: str) -> None:
+    with pytest.raises(triggers.TriggerError, match=message):
+        triggers.build(kind, value)
+
+
+def test_a_timezone_that_names_a_directory_is_refused() -> None:
+    with pytest.raises(TriggerError, match="unknown timezone"):
+        triggers.zone("America")
