@@ -6,12 +6,15 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, insert, update
 
 from core.db import utcnow
 from jobs.models import run_logs_table, runs_table
+
+if TYPE_CHECKING:
+    from core.app import Jobyard
 
 LEVELS = ("info", "warning", "error")
 CANCEL_POLL_S = 0.2
@@ -26,6 +29,8 @@ class JobContext:
     attempt: int
     params: dict[str, Any]
     engine: Engine
+    # The worker's Jobyard: settings (keys, data directory), Redis, mail. None only in unit tests.
+    app: Jobyard | None = None
     schedule_id: int | None = None
     # Answers whether the run was asked to stop; polled at most every CANCEL_POLL_S.
     cancel_requested: Callable[[], bool] = field(default=lambda: False)
@@ -84,6 +89,14 @@ class JobContext:
         from jobs.items import process_items
 
         return process_items(self, items, handle, key=key, dry_run=dry_run, continue_on_error=continue_on_error)
+
+    def mail(self, to: str, subject: str, body: str) -> None:
+        """Queues a mail in the outbox (kept if SMTP is down, retried later) and tries to send it now."""
+        from core.mail import queue_email, send_pending
+
+        queue_email(self.engine, to, subject, body)
+        if self.app is not None:
+            send_pending(self.engine, self.app.smtp)
 
     def info(self, message: str) -> None:
         self.log("info", message)

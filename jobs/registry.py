@@ -20,7 +20,7 @@ from scheduler.triggers import Trigger
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 PARAM_TYPES: tuple[type, ...] = (str, int, float, bool, list, dict)
-BUILTIN_MODULES = ("jobs.catalog.demo",)
+BUILTIN_MODULES = ("jobs.catalog.demo", "jobs.catalog.maintenance", "jobs.catalog.certificates")
 
 _MISSING: Any = object()
 

@@ -114,6 +114,7 @@ class JobyardWorker(SimpleWorker):
             attempt=claim.attempt,
             params={},
             engine=self.app.engine,
+            app=self.app,
             schedule_id=claim.schedule_id,
             cancel_requested=lambda: cancel.is_requested(self.connection, claim.run_id),
         )
