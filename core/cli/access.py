@@ -96,16 +96,20 @@ def users_set_password(app: Jobyard, username: str) -> None:
     click.echo(f"password of {username} changed")
 
 
+def _set_disabled(app: Jobyard, username: str, disabled: bool) -> None:
+    try:
+        set_disabled(app.engine, username, disabled, by=_actor())
+    except UserNotFound as exc:
+        raise CliError(str(exc)) from None
+    click.echo(f"user {username} {'disabled' if disabled else 'enabled'}")
+
+
 @users.command("disable")
 @click.argument("username")
 @with_app
 def users_disable(app: Jobyard, username: str) -> None:
     """Disable an account; its sessions and tokens stop working at once."""
-    try:
-        set_disabled(app.engine, username, True, by=_actor())
-    except UserNotFound as exc:
-        raise CliError(str(exc)) from None
-    click.echo(f"user {username} disabled")
+    _set_disabled(app, username, True)
 
 
 @users.command("enable")
@@ -113,11 +117,7 @@ def users_disable(app: Jobyard, username: str) -> None:
 @with_app
 def users_enable(app: Jobyard, username: str) -> None:
     """Enable a disabled account."""
-    try:
-        set_disabled(app.engine, username, False, by=_actor())
-    except UserNotFound as exc:
-        raise CliError(str(exc)) from None
-    click.echo(f"user {username} enabled")
+    _set_disabled(app, username, False)
 
 
 @users.command("grant")
