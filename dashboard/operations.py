@@ -28,7 +28,7 @@ from jobs.run_search import RunFilter, RunPage, page_of_runs
 from jobs.type_settings import clean_addresses, report_recipients, set_report_recipients
 from scheduler import schedules
 from scheduler.schedules import ScheduleNotFound, ScheduleRow
-from scheduler.triggers import Trigger
+from scheduler.triggers import Trigger, TriggerError
 
 if TYPE_CHECKING:
     from core.app import Jobyard
@@ -256,8 +256,10 @@ def set_schedule(
     from_text: bool = False,
 ) -> ScheduleRow:
     _configurable(app, actor, type_name)
-    if trigger.kind == "after":
-        job_type(app, actor.principal, trigger.spec["type"])  # a type outside their view does not exist for them
+    followed = trigger.spec.get("type") if trigger.kind == "after" else None
+    if followed is not None and ((t := app.registry.get(followed)) is None or not actor.principal.sees_type(t)):
+        # A type outside their view is reported exactly as a type that does not exist.
+        raise TriggerError(f"--after names unknown job type {followed!r}")
     row = schedules.set_schedule(app, type_name, trigger, by=actor.name, params=params, from_text=from_text)
     _audit(app, actor, "schedule_set", type_name, {"trigger": trigger.describe()})
     return row

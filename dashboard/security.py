@@ -104,7 +104,8 @@ def _carries_nul() -> bool:
 
 
 def guard() -> Response | None:
-    if _carries_nul():
+    # The API validates its own input field by field (422); pages and forms are refused here, once.
+    if not wants_json() and _carries_nul():
         abort(400, "NUL characters are not accepted")
     if request.endpoint in PUBLIC_ENDPOINTS:
         if request.method in UNSAFE_METHODS:

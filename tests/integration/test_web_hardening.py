@@ -95,6 +95,6 @@ def test_rq_dashboard_bulk_requeue_refuses_head_as_well_as_get(web: Flask, users
 
 def test_a_domain_admin_cannot_follow_another_domains_type(app: Jobyard) -> None:
     sales = ops.Actor(Principal("sam", Role.DOMAIN_ADMIN, domain="sales"))
-    with pytest.raises(ops.NotFound):
+    with pytest.raises(triggers.TriggerError, match=r"unknown job type 'test\.hr_sync'"):
         ops.set_schedule(app, sales, "test.sales_sync", triggers.after("test.hr_sync"))
     assert ops.set_schedule(app, sales, "test.sales_sync", triggers.cron("0 3 * * *")).trigger.kind == "cron"
