@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from flask import Flask, abort, g, request
+from flask import Flask, abort, current_app, g, request
 from flask_wtf.csrf import generate_csrf
 from werkzeug.wrappers import Response
 
@@ -49,7 +49,10 @@ def mount_rq_dashboard(app: Flask, jobyard: Jobyard) -> None:
     @app.after_request
     def csrf_cookie(response: Response) -> Response:
         if request.blueprint == BLUEPRINT and g.get("principal") is not None:
-            response.set_cookie(CSRF_COOKIE, generate_csrf(), path=URL_PREFIX, samesite="Strict", httponly=False)
+            response.set_cookie(
+                CSRF_COOKIE, generate_csrf(), path=URL_PREFIX, samesite="Strict", httponly=False,
+                secure=current_app.config["SESSION_COOKIE_SECURE"],
+            )  # fmt: skip
         return response
 
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
