@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "healthz", "static"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Sent by the pages' live polling, which is not the user's activity.
+POLL_HEADER = "X-Jobyard-Poll"
 JSON_PREFIXES = ("/api/", "/metrics")
 csrf = CSRFProtect()
 
@@ -185,7 +187,10 @@ def init_security(app: Flask, jobyard: Jobyard) -> None:
 
     @login_manager.user_loader  # type: ignore[untyped-decorator]
     def load_user(token: str) -> SessionUser | None:
-        principal = load_session(jobyard.engine, token, jobyard.settings.session_idle_timeout_s)
+        background_poll = request.headers.get(POLL_HEADER) == "1"
+        principal = load_session(
+            jobyard.engine, token, jobyard.settings.session_idle_timeout_s, touch=not background_poll
+        )
         return SessionUser(principal, token) if principal is not None else None
 
     app.before_request(guard)

@@ -37,8 +37,9 @@ def open_session(engine: Engine, user_id: int, remote_addr: str | None) -> str:
     return token
 
 
-def load_session(engine: Engine, token: str, idle_timeout_s: float) -> Principal | None:
-    """The principal of a live session; an expired or idle one is deleted and gives None."""
+def load_session(engine: Engine, token: str, idle_timeout_s: float, *, touch: bool = True) -> Principal | None:
+    """The principal of a live session; an expired or idle one is deleted and gives None. `touch=False`
+    (a page's background poll) reads the session without counting as activity."""
     digest = _digest(token)
     now = utcnow()
     with engine.connect() as conn:
@@ -52,7 +53,7 @@ def load_session(engine: Engine, token: str, idle_timeout_s: float) -> Principal
     if principal is None:
         close_session(engine, token)
         return None
-    if (now - row.last_seen_at).total_seconds() >= defaults.SESSION_TOUCH_INTERVAL_S:
+    if touch and (now - row.last_seen_at).total_seconds() >= defaults.SESSION_TOUCH_INTERVAL_S:
         with engine.begin() as conn:
             conn.execute(update(web_sessions).where(web_sessions.c.token_hash == digest).values(last_seen_at=now))
     return principal

@@ -265,7 +265,8 @@
     function stop() { if (indicator) indicator.hidden = true; }
     function poll() {
       fetch(root.dataset.liveUrl + "?after=" + after, {
-        headers: { Accept: "application/json", "X-CSRFToken": csrfToken() },
+        // A background poll: it must not keep an unattended session from going idle.
+        headers: { Accept: "application/json", "X-CSRFToken": csrfToken(), "X-Jobyard-Poll": "1" },
         credentials: "same-origin",
       })
         .then(function (response) {

@@ -100,3 +100,19 @@ def test_an_oversized_body_is_refused_before_it_is_read(web: Any, users: Any) ->
     )
     assert response.status_code == 413
     assert "larger than" in response.json["error"]
+
+
+def test_background_polling_does_not_keep_an_idle_session_alive(app: Jobyard, web: Any, users: Any) -> None:
+    from sqlalchemy import select
+
+    users.add("alice", "admin")
+    client = login(web, "alice")
+    long_ago = utcnow() - timedelta(seconds=120)
+    with app.engine.begin() as conn:
+        conn.execute(update(sessions_table).values(last_seen_at=long_ago))
+    client.get("/runs", headers={"X-Jobyard-Poll": "1"})
+    with app.engine.connect() as conn:
+        assert conn.execute(select(sessions_table.c.last_seen_at)).scalar_one() == long_ago
+    client.get("/runs")
+    with app.engine.connect() as conn:
+        assert conn.execute(select(sessions_table.c.last_seen_at)).scalar_one() > long_ago
