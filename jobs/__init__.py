@@ -1,7 +1,7 @@
 """The job model: declare job types, enqueue runs, act on them."""
 
 from jobs.actions import RunNotFound, RunNotRetryable, retry_run
-from jobs.context import JobContext
+from jobs.context import JobContext, PermanentFailure
 from jobs.enqueue import EnqueueRequest, enqueue, enqueue_many
 from jobs.params import InvalidJobRequest
 from jobs.registry import JobType, Param, job_type
@@ -13,6 +13,7 @@ __all__ = [
     "JobContext",
     "JobType",
     "Param",
+    "PermanentFailure",
     "RunNotFound",
     "RunNotRetryable",
     "RunStatus",

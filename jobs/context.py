@@ -22,6 +22,11 @@ _PY_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging
 log = logging.getLogger("jobyard.job")
 
 
+class PermanentFailure(Exception):
+    """Raised by a job for a failure another attempt cannot fix (bad input its declaration cannot
+    express, a missing directory): the run fails at once instead of retrying with backoff."""
+
+
 @dataclass
 class JobContext:
     run_id: str

@@ -79,7 +79,7 @@ class Attempt(Base):
     worker: Mapped[str] = mapped_column(String(200), index=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # completed | failed | timeout | died
+    # completed | failed | timeout | died | cancelled | rejected (the job raised PermanentFailure)
     outcome: Mapped[str | None] = mapped_column(String(32))
     error_class: Mapped[str | None] = mapped_column(String(200))
     error_message: Mapped[str | None] = mapped_column(Text)

@@ -30,7 +30,14 @@ class InvalidJobRequest(ValueError):
         return [{"field": e.field, "problem": e.problem} for e in self.errors]
 
 
-_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list", dict: "object"}
+_TYPE_NAMES = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    list: "a list",
+    dict: "an object",
+}
 
 
 def _coerce_text(raw: str, wanted: type) -> Any:
@@ -90,10 +97,10 @@ def validate_params(declared: JobType, raw: Mapping[str, Any] | None, *, from_te
             try:
                 value = _coerce_text(value, param.type)
             except ValueError:
-                errors.append(FieldError(param.name, f"must be a {_TYPE_NAMES[param.type]}, got {value!r}"))
+                errors.append(FieldError(param.name, f"must be {_TYPE_NAMES[param.type]}, got {value!r}"))
                 continue
         if not _matches(value, param.type):
-            errors.append(FieldError(param.name, f"must be a {_TYPE_NAMES[param.type]}, got {type(value).__name__}"))
+            errors.append(FieldError(param.name, f"must be {_TYPE_NAMES[param.type]}, got {type(value).__name__}"))
             continue
         clean[param.name] = float(value) if param.type is float else value
     errors.extend(FieldError(name, "is not a parameter of this job type") for name in sorted(raw))

@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from jobs.context import JobContext
+from jobs.context import JobContext, PermanentFailure
 from jobs.registry import Param, job_type
 from scheduler import triggers
 
@@ -110,3 +110,8 @@ def sales_sync(ctx: JobContext) -> None:
 @job_type("test.hr_sync", title="HR directory sync", domain="hr")
 def hr_sync(ctx: JobContext) -> None:
     return None
+
+
+@job_type("test.rejecting", title="Rejecting", params=[Param("path", str)])
+def rejecting(ctx: JobContext, path: str) -> None:
+    raise PermanentFailure(f"path: {path} does not exist")

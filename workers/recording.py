@@ -84,7 +84,7 @@ class Claim:
 
 @dataclass(frozen=True)
 class Failure:
-    outcome: str  # failed | timeout | died | cancelled
+    outcome: str  # failed | timeout | died | cancelled | rejected (PermanentFailure: no retry)
     error_class: str
     message: str
     traceback: str | None = None

@@ -25,7 +25,7 @@ from sqlalchemy import insert
 
 from core.db import utcnow
 from jobs import cancel
-from jobs.context import JobContext
+from jobs.context import JobContext, PermanentFailure
 from jobs.dispatch import ENTRYPOINT
 from jobs.enqueue import push_quietly
 from jobs.retry import RetryPolicy
@@ -169,6 +169,8 @@ class JobyardWorker(SimpleWorker):
                 outcome = "timeout"
             elif isinstance(exc, cancel.Cancelled):
                 outcome = "cancelled"
+            elif isinstance(exc, PermanentFailure):
+                outcome = "rejected"
             self._failure = Failure.from_exception(exc, outcome=outcome)
         super().handle_exception(job, *exc_info)
 
@@ -195,7 +197,9 @@ class JobyardWorker(SimpleWorker):
             exc_string.strip().splitlines()[-1:][0] if exc_string.strip() else "unknown error",
             exc_string,
         )
-        outcome = self.recorder.fail(active.claim, failure, self._policy(active.claim))
+        # A job that says retrying cannot help fails at once.
+        policy = None if failure.outcome == "rejected" else self._policy(active.claim)
+        outcome = self.recorder.fail(active.claim, failure, policy)
         if outcome is not None and outcome.status is RunStatus.RETRYING and outcome.next_attempt_at:
             # Let RQ put the job in its scheduled registry; its scheduler brings it back when due.
             wait_s = (outcome.next_attempt_at - utcnow()).total_seconds()

@@ -54,7 +54,7 @@ def test_enqueue_show_runs_types(invoke: object, app: Jobyard) -> None:
         (("enqueue", "demo.nope"), "type: unknown job type 'demo.nope'"),
         (
             ("enqueue", "demo.fail", "times=x", "extra=1"),
-            "times: must be a integer, got 'x'; extra: is not a parameter of this job type",
+            "times: must be an integer, got 'x'; extra: is not a parameter of this job type",
         ),
         (("enqueue", "demo.fail", "times"), "parameters are key=value, got 'times'"),
         (("enqueue", "demo.noop", "--at", "tomorrow"), "--at must be an ISO 8601 time"),

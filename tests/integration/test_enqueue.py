@@ -48,7 +48,7 @@ def test_bad_input_stores_nothing_and_names_every_field(app: Jobyard) -> None:
             app=app,
         )
     assert [str(e) for e in caught.value.errors] == [
-        "[1].times: must be a integer, got str",
+        "[1].times: must be an integer, got str",
         "[1].colour: is not a parameter of this job type",
         "[2].type: unknown job type 'demo.nope'",
     ]

@@ -71,7 +71,7 @@ def test_bad_parameters_are_refused_naming_the_field_and_nothing_is_created(app:
     response = post(client, "/types/demo.fail/start", {"times": "abc"})
     assert response.status_code == 400
     page = response.get_data(as_text=True)
-    assert "times: must be a integer" in page
+    assert "times: must be an integer" in page
     assert "data-autoopen" in page and 'value="abc"' in page  # the dialog opens again with what was typed
     response = post(client, "/types/test.touch/start", {})
     assert response.status_code == 400 and "path: is required" in response.get_data(as_text=True)

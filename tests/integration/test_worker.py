@@ -76,6 +76,17 @@ def test_a_failed_attempt_is_stored_and_the_run_waits_for_its_retry(app: Jobyard
     assert Queue("default", connection=app.redis).count == 0
 
 
+def test_a_permanent_failure_fails_the_run_at_once_without_retrying(app: Jobyard) -> None:
+    run_id = enqueue("test.rejecting", {"path": "/nowhere"}, app=app)
+    drain(app)
+    run, attempts = load(app, run_id)
+    assert (run.status, run.next_attempt_at) == ("failed", None)
+    assert [(a.outcome, a.error_class, a.error_message) for a in attempts] == [
+        ("rejected", "PermanentFailure", "path: /nowhere does not exist")
+    ]
+    assert app.redis.zscore("rq:scheduled:default", run_id) is None
+
+
 def test_the_per_attempt_timeout_is_enforced(app: Jobyard) -> None:
     run_id = enqueue("test.slow", {"seconds": 30}, app=app)
     drain(app)  # timeout 1 s, 2 attempts, no backoff: both attempts run in this burst

@@ -46,7 +46,7 @@ def test_one_error_names_every_bad_field(registry: Registry) -> None:
     fields = {(e.field, e.problem.split(",")[0]) for e in caught.value.errors}
     assert fields == {
         ("email", "is required"),
-        ("quota", "must be a integer"),
+        ("quota", "must be an integer"),
         ("admin", "must be a boolean"),
         ("colour", "is not a parameter of this job type"),
         ("size", "is not a parameter of this job type"),
@@ -60,7 +60,7 @@ def test_unknown_type_is_named(registry: Registry) -> None:
 
 def test_bool_is_not_an_integer(registry: Registry) -> None:
     declared = resolve_type(registry, "test.create_user")
-    with pytest.raises(InvalidJobRequest, match="quota: must be a integer, got bool"):
+    with pytest.raises(InvalidJobRequest, match="quota: must be an integer, got bool"):
         validate_params(declared, {"email": "x", "quota": True})
 
 
@@ -68,7 +68,7 @@ def test_text_values_are_coerced_for_the_command_line(registry: Registry) -> Non
     declared = resolve_type(registry, "test.create_user")
     params = validate_params(declared, {"email": "x", "quota": "3", "ratio": "2", "admin": "yes"}, from_text=True)
     assert params == {"email": "x", "quota": 3, "ratio": 2.0, "admin": True}
-    with pytest.raises(InvalidJobRequest, match="quota: must be a integer, got 'three'"):
+    with pytest.raises(InvalidJobRequest, match="quota: must be an integer, got 'three'"):
         validate_params(declared, {"email": "x", "quota": "three"}, from_text=True)
 
 
