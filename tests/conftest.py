@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 import dashboard.auth.models  # noqa: F401  (its tables are truncated between tests too)
+import jobs.catalog.certificate_models
 import jobs.type_settings  # noqa: F401
 from core.app import Jobyard
 from core.db import Base

@@ -5,6 +5,7 @@ from sqlalchemy.engine import Connection
 
 import core.mail  # noqa: F401  (registers tables)
 import dashboard.auth.models  # noqa: F401
+import jobs.catalog.certificate_models
 import jobs.models
 import jobs.type_settings  # noqa: F401
 import scheduler.models  # noqa: F401
