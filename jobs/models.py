@@ -57,6 +57,8 @@ class Run(Base):
     notify: Mapped[list[str] | None] = mapped_column(JSON)
     # A producer's key (a schedule's: "schedule:<id>:<due time>"); a second enqueue with it returns the first run.
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # HMAC-SHA256 of the settled row under the server key (core/integrity.py); NULL until it is signed.
+    hmac: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_runs_status_dispatched_at", "status", "dispatched_at"),
@@ -84,6 +86,7 @@ class Attempt(Base):
     error_class: Mapped[str | None] = mapped_column(String(200))
     error_message: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
+    hmac: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (UniqueConstraint("run_id", "series", "number", name="uq_run_attempts_run_series_number"),)
 

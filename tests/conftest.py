@@ -19,7 +19,9 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-import dashboard.auth.models  # noqa: F401  (its tables are truncated between tests too)
+import core.vault  # noqa: F401  (every model module: its tables are truncated between tests too)
+import dashboard.auth.models  # noqa: F401
+import jobs.archive_models
 import jobs.catalog.certificate_models
 import jobs.type_settings  # noqa: F401
 from core.app import Jobyard

@@ -3,8 +3,9 @@
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import core.mail  # noqa: F401  (registers tables)
+import core.vault  # noqa: F401
 import dashboard.auth.models  # noqa: F401
+import jobs.archive_models
 import jobs.catalog.certificate_models
 import jobs.models
 import jobs.type_settings  # noqa: F401

@@ -80,6 +80,7 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(300))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+    hmac: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_audit_log_at", "at"), Index("ix_audit_log_actor_at", "actor", "at"))
 
