@@ -102,6 +102,12 @@ def validate_params(declared: JobType, raw: Mapping[str, Any] | None, *, from_te
         if not _matches(value, param.type):
             errors.append(FieldError(param.name, f"must be {_TYPE_NAMES[param.type]}, got {type(value).__name__}"))
             continue
+        if param.minimum is not None and value < param.minimum:
+            errors.append(FieldError(param.name, f"must be at least {param.minimum:g}, got {value}"))
+            continue
+        if param.maximum is not None and value > param.maximum:
+            errors.append(FieldError(param.name, f"must be at most {param.maximum:g}, got {value}"))
+            continue
         clean[param.name] = float(value) if param.type is float else value
     errors.extend(FieldError(name, "is not a parameter of this job type") for name in sorted(raw))
     if errors:

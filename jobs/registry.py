@@ -37,6 +37,9 @@ class Param:
     default: Any = _MISSING
     secret: bool = False
     help: str = ""
+    # Bounds of a number, checked when the run is requested (422 in the API, exit 2 in the CLI).
+    minimum: float | None = None
+    maximum: float | None = None
 
     @property
     def is_required(self) -> bool:
@@ -54,6 +57,10 @@ class Param:
         if self.secret:
             out["format"] = "password"
             out["writeOnly"] = True
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
+        if self.maximum is not None:
+            out["maximum"] = self.maximum
         return out
 
 
@@ -151,6 +158,11 @@ def job_type(
     params = tuple(params)
     if len({p.name for p in params}) != len(params):
         raise DeclarationError(f"{name}: parameter names must be unique")
+    bounded = [
+        p.name for p in params if (p.minimum is not None or p.maximum is not None) and p.type not in (int, float)
+    ]
+    if bounded:
+        raise DeclarationError(f"{name}: only numbers have bounds ({', '.join(bounded)})")
     if timeout_s < 1:
         raise DeclarationError(f"{name}: timeout_s must be at least 1")
 

@@ -48,6 +48,7 @@ class AuditRow:
     target: str | None
     detail: dict[str, Any] | None
     remote_addr: str | None
+    hmac: str | None = None
 
 
 def entries(

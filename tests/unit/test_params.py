@@ -81,3 +81,32 @@ def test_secrets_are_sealed_and_masked(registry: Registry) -> None:
     assert unseal_secrets(sealed, "k") == {"email": "x", "token": "hunter2"}
     with pytest.raises(ValueError, match="cannot be decrypted"):
         unseal_secrets(sealed, "another key")
+
+
+def test_numbers_outside_their_declared_bounds_are_named() -> None:
+    from jobs.params import InvalidJobRequest, validate_params
+    from jobs.registry import JobType, Param
+
+    declared = JobType(
+        name="test.bounded", func=lambda ctx: None, title="Bounded",
+        params=(Param("days", int, default=30, minimum=1, maximum=3650), Param("ratio", float, minimum=0.5)),
+    )  # fmt: skip
+    assert validate_params(declared, {"ratio": 0.5}) == {"days": 30, "ratio": 0.5}
+    with pytest.raises(InvalidJobRequest) as caught:
+        validate_params(declared, {"days": 0, "ratio": 0.1})
+    assert [str(e) for e in caught.value.errors] == [
+        "days: must be at least 1, got 0",
+        "ratio: must be at least 0.5, got 0.1",
+    ]
+    with pytest.raises(InvalidJobRequest, match="days: must be at most 3650"):
+        validate_params(declared, {"days": 4000, "ratio": 1.0})
+    assert declared.params[0].schema()["minimum"] == 1 and declared.params[0].schema()["maximum"] == 3650
+
+
+def test_only_numbers_may_have_bounds() -> None:
+    from jobs.registry import DeclarationError, Registry, job_type
+
+    with pytest.raises(DeclarationError, match="only numbers have bounds"):
+        job_type("test.badbounds", title="x", params=[Param("name", str, minimum=1)], registry=Registry())(
+            lambda ctx, name: None
+        )
