@@ -93,3 +93,16 @@ METRICS_CACHE_TTL_S = 10.0
 METRICS_SETTLED_AFTER_S = 15 * 60.0
 # Up to this many new attempts, each one's run is looked up by key instead of hash-joining all runs.
 METRICS_LOOKUP_MAX_ATTEMPTS = 20_000
+
+# Record integrity (core/integrity.py, scheduler/sealing.py)
+# The sealing pass signs settled runs and attempts this many per transaction…
+SEAL_BATCH = 1000
+# …for at most about this long per housekeeping pass, so that the thread's other duties keep their pace.
+SEAL_BUDGET_S = 2.0
+# Verify / Recompute HMAC read rows in batches of this many.
+INTEGRITY_BATCH = 2000
+# A Verify HMAC report (result, mail, log lines) lists at most this many mismatched rows; counts are exact.
+INTEGRITY_REPORT_MAX_ROWS = 200
+
+# Vault (core/vault.py): Change Vault Key re-encrypts this many rows per transaction.
+VAULT_REKEY_BATCH = 500

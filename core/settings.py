@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from core import defaults
+from core import crypto, defaults
 
 
 class SettingsError(ValueError):
@@ -48,6 +48,18 @@ class Settings:
     mail_from: str = defaults.MAIL_FROM
     base_url: str = defaults.BASE_URL
     session_idle_timeout_s: float = defaults.SESSION_IDLE_TIMEOUT_S
+    # Fernet keys, newest first (core/crypto.py); the key derived from secret_key always follows them.
+    vault_keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        try:
+            crypto.parse_vault_keys(",".join(self.vault_keys))
+        except crypto.BadVaultKey as exc:
+            raise SettingsError(f"JOBYARD_VAULT_KEYS: {exc}") from None
+        # Code that holds only an engine (vault, audit trail) or only the secret key (sealed parameters)
+        # finds the rest of the installation's keys through these.
+        crypto.register_vault_keys(self.secret_key, self.vault_keys)
+        crypto.register_installation(self.resolved_database_url, self.secret_key)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,6 +72,7 @@ class Settings:
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise SettingsError(f"JOBYARD_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
         return cls(
+            vault_keys=tuple(k.strip() for k in env.get("JOBYARD_VAULT_KEYS", "").split(",") if k.strip()),
             log_level=log_level,
             data_dir=Path(env.get("JOBYARD_DATA_DIR") or defaults.DATA_DIR),
             database_url=env.get("JOBYARD_DATABASE_URL") or None,
@@ -107,6 +120,7 @@ class Settings:
             "JOBYARD_MAIL_FROM": self.mail_from,
             "JOBYARD_BASE_URL": self.base_url,
             "JOBYARD_SESSION_IDLE_TIMEOUT_S": str(self.session_idle_timeout_s),
+            "JOBYARD_VAULT_KEYS": ",".join(self.vault_keys),
         }
         if self.redis_url:
             env["JOBYARD_REDIS_URL"] = self.redis_url

@@ -49,6 +49,7 @@ def retry_run(app: Jobyard, run_id: str, *, by: str) -> None:
                 cancel_requested_at=None,
                 cancel_requested_by=None,
                 retried_at=now,
+                hmac=None,  # signed again once settled again (scheduler/sealing.py)
             )
             .returning(runs.c.type, runs.c.queue, runs.c.timeout_s, runs.c.series)
         ).first()

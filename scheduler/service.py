@@ -24,6 +24,7 @@ from core.db import utcnow
 from core.mail import send_pending
 from scheduler import schedules
 from scheduler.firing import fire_due
+from scheduler.sealing import seal_settled
 from workers.promoter import promote_due
 from workers.reconciler import reconcile_if_free
 
@@ -64,6 +65,7 @@ def _housekeep(app: Jobyard, stop: threading.Event) -> None:
             promote_due(app.dispatcher, [q.name for q in Queue.all(connection=app.redis)])
             reconcile_if_free(app)
             send_pending(app.engine, app.smtp)
+            seal_settled(app)
         except Exception:
             log.exception("scheduler housekeeping failed; will try again")
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
-from core import defaults
+from core import defaults, integrity
+from core.crypto import SecretKeyMissing, secret_key_of
 from core.db import utcnow
 from dashboard.auth.models import audit_table as audit
 
@@ -27,16 +28,28 @@ def record(
     detail: dict[str, Any] | None = None,
     remote_addr: str | None = None,
 ) -> None:
-    """Appends one entry; pass the caller's connection to make it part of the change it describes."""
+    """Appends one entry, signed (core/integrity.py); pass the caller's connection to make it part of the
+    change it describes."""
     assert action in ACTIONS, action
-    statement = insert(audit).values(
-        at=utcnow(), actor=actor, action=action, target=target, detail=detail, remote_addr=remote_addr
-    )
+    entry: dict[str, Any] = {
+        "at": utcnow(), "actor": actor, "action": action, "target": target, "detail": detail,
+        "remote_addr": remote_addr,
+    }  # fmt: skip
     if isinstance(bind, Engine):
         with bind.begin() as conn:
-            conn.execute(statement)
+            _append(conn, entry)
     else:
-        bind.execute(statement)
+        _append(bind, entry)
+
+
+def _append(conn: Connection, entry: dict[str, Any]) -> None:
+    entry_id = conn.execute(insert(audit).values(**entry).returning(audit.c.id)).scalar_one()
+    try:
+        key = integrity.records_key(secret_key_of(conn.engine))
+    except SecretKeyMissing:
+        return  # left unsigned: Verify HMAC counts it, Recompute Upgrade HMAC signs it
+    mac = integrity.sign_row(key, "audit_log", {**entry, "id": entry_id})
+    conn.execute(update(audit).where(audit.c.id == entry_id).values(hmac=mac))
 
 
 @dataclass(frozen=True)
@@ -48,7 +61,7 @@ class AuditRow:
     target: str | None
     detail: dict[str, Any] | None
     remote_addr: str | None
-    hmac: str | None = None
+    hmac: str | None = None  # core/integrity.py; None when written without a key
 
 
 def entries(
