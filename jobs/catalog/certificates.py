@@ -10,28 +10,25 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import pkcs7
 from sqlalchemy import Connection, insert, select
 
 from core.db import utcnow
 from dashboard.auth.models import User
-from jobs.catalog.certificate_models import VALIDATORS, certificates_table, inventory_row, validated_domains_table
+from jobs.catalog.certificate_files import CertificateFile, InvalidCertificateFile, files_under, read_file
+from jobs.catalog.certificate_models import VALIDATORS, certificates_table, validated_domains_table
 from jobs.context import JobContext, PermanentFailure
 from jobs.models import ProcessedItem
 from jobs.registry import Param, job_type
 from jobs.type_settings import BadRecipients, clean_addresses
 from scheduler import triggers
 
-MAX_FILE_BYTES = 10 * 1024 * 1024  # far above any real bundle; a bigger file is not a certificate
 MAX_DAYS = 3650
 IN_SLICE = 1000
 REPORT_LIMIT = 100  # names per list in the run's result; the mailed report lists every file
@@ -45,10 +42,6 @@ class BadParameter(PermanentFailure):
 
     def __init__(self, field: str, problem: str) -> None:
         super().__init__(f"{field}: {problem}")
-
-
-class InvalidCertificateFile(ValueError):
-    """A file holding no readable certificate: reported as an item, never fatal to the import."""
 
 
 # Parameters
@@ -103,73 +96,6 @@ def _directory(path: str) -> Path:
     return root
 
 
-# Reading certificate files
-
-
-@dataclass(frozen=True)
-class CertificateFile:
-    path: Path
-    name: str  # relative to the imported directory
-    digest: str
-    rows: tuple[dict[str, Any], ...] = ()
-    problem: str | None = None
-
-    @property
-    def key(self) -> str:
-        # With the content's digest in the key, a file changed since an earlier import is read again.
-        return f"{self.name} [{self.digest[:16]}]"
-
-
-def _files(root: Path, recursive: bool, warn: Callable[[str], None]) -> list[Path]:
-    """Regular files (symbolic links to files too), hidden ones left out; subdirectory links are not followed."""
-    if not recursive:
-        return sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.is_file())
-    found: list[Path] = []
-    for folder, subfolders, names in os.walk(root, onerror=lambda exc: warn(f"cannot list {exc.filename}")):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
-        found.extend(Path(folder) / n for n in names if not n.startswith("."))
-    return sorted(p for p in found if p.is_file())
-
-
-def parse_certificates(data: bytes) -> list[x509.Certificate]:
-    """PEM (a certificate, a chain, a bundle, or PKCS#7) or DER (a certificate or PKCS#7)."""
-    if not data.strip():
-        raise InvalidCertificateFile("empty file")
-    if b"-----BEGIN" in data:
-        try:
-            if b"-----BEGIN PKCS7-----" in data:
-                return pkcs7.load_pem_pkcs7_certificates(data)
-            return x509.load_pem_x509_certificates(data)
-        except ValueError:
-            raise InvalidCertificateFile("PEM data without a readable certificate") from None
-    try:
-        return [x509.load_der_x509_certificate(data)]
-    except ValueError:
-        pass
-    try:
-        return pkcs7.load_der_pkcs7_certificates(data)
-    except ValueError:
-        raise InvalidCertificateFile("neither a PEM nor a DER certificate") from None
-
-
-def read_file(root: Path, path: Path) -> CertificateFile:
-    name = str(path.relative_to(root))
-    try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            return CertificateFile(path, name, "-", problem=f"larger than {MAX_FILE_BYTES // 2**20} MiB")
-        data = path.read_bytes()
-    except OSError as exc:
-        return CertificateFile(path, name, "-", problem=f"cannot be read: {exc.strerror or exc}")
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        rows = tuple(inventory_row(c) for c in parse_certificates(data))
-    except InvalidCertificateFile as exc:
-        return CertificateFile(path, name, digest, problem=str(exc))
-    except ValueError as exc:  # a certificate whose extensions do not decode
-        return CertificateFile(path, name, digest, problem=f"malformed certificate: {exc}")
-    return CertificateFile(path, name, digest, rows)
-
-
 def _known(conn: Connection, fingerprints: set[str]) -> set[str]:
     column, wanted = certificates_table.c.fingerprint_sha256, sorted(fingerprints)
     # In slices: a dry run over a large directory would pass the databases' limit of bound parameters.
@@ -220,7 +146,7 @@ def import_certificates(
 ) -> dict[str, Any]:
     report_to = _addresses("notify", notify)
     root = _directory(path)
-    files = [read_file(root, p) for p in _files(root, recursive, ctx.warning)]
+    files = [read_file(root, p) for p in files_under(root, recursive, ctx.warning)]
     ctx.info(f"{len(files)} file(s) found in {root}")
     stored: dict[str, int] = {}
 
