@@ -22,7 +22,7 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 PARAM_TYPES: tuple[type, ...] = (str, int, float, bool, list, dict)
 BUILTIN_MODULES = (
     "jobs.catalog.demo", "jobs.catalog.maintenance", "jobs.catalog.certificates", "jobs.catalog.archive",
-    "jobs.catalog.integrity", "jobs.catalog.vault_jobs",
+    "jobs.catalog.archive_import", "jobs.catalog.integrity", "jobs.catalog.vault_jobs",
 )  # fmt: skip
 
 _MISSING: Any = object()

@@ -27,17 +27,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, delete, exists, func, insert, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, delete, exists, func, or_, select
 
 from core.db import utcnow
 from core.hotsql import sqlite_write_lock
 from core.integrity import derive_key
-from jobs.archive_models import archived_runs_table as archived
 from jobs.catalog.archive_file import ArchiveIntegrityError, ArchiveWriter, VerifiedArchive, open_verified, publish
 from jobs.context import JobContext, PermanentFailure
 from jobs.models import RunDependency, RunItem, attempts_table, run_logs_table, runs_table
@@ -49,7 +48,6 @@ MAX_DAYS = 36_500
 MAX_PATH = 1000  # archived_runs.archive_file
 EXPORT_BATCH = 200  # runs read (with all their rows) per query round
 DELETE_BATCH = 200  # runs removed per transaction
-IMPORT_BATCH = 500
 LONG_TIMEOUT_S = 6 * 3600
 FINAL_VALUES = tuple(sorted(s.value for s in FINAL))
 NOT_FINAL = tuple(sorted(s.value for s in RunStatus if s not in FINAL))
@@ -69,7 +67,7 @@ class BadParameter(PermanentFailure):
 # Parameters
 
 
-def _archive_key(ctx: JobContext) -> bytes:
+def archive_key(ctx: JobContext) -> bytes:
     if ctx.app is None:
         raise PermanentFailure("archive jobs need the worker's settings (the server key)")
     try:
@@ -100,7 +98,7 @@ def _days(days: int) -> int:
     return days
 
 
-def _absolute(path: str) -> Path:
+def absolute_path(path: str) -> Path:
     if "\x00" in path:
         raise BadParameter("path", "contains a NUL character")
     if len(path) > MAX_PATH:
@@ -112,7 +110,7 @@ def _absolute(path: str) -> Path:
 
 
 def _export_target(path: str) -> Path:
-    target = _absolute(path)
+    target = absolute_path(path)
     if path.endswith("/") or target.name in ("", ".", ".."):
         raise BadParameter("path", f"must name a file, got {path!r}")
     if not target.parent.is_dir():
@@ -133,7 +131,7 @@ def _addresses(values: Sequence[Any]) -> list[str]:
 
 
 @contextmanager
-def _writing(ctx: JobContext) -> Iterator[Connection]:
+def writing(ctx: JobContext) -> Iterator[Connection]:
     """A write transaction; on SQLite behind the same file lock as the hot paths (core/hotsql.py)."""
     lock = sqlite_write_lock(ctx.engine) if ctx.engine.dialect.name == "sqlite" else None
     if lock is not None:
@@ -146,7 +144,7 @@ def _writing(ctx: JobContext) -> Iterator[Connection]:
             lock.release()
 
 
-def _batches(values: Iterable[T], size: int) -> Iterator[list[T]]:
+def batches(values: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(values)
     while batch := list(islice(iterator, size)):
         yield batch
@@ -234,8 +232,8 @@ def _remove(ctx: JobContext, archive: VerifiedArchive) -> dict[str, int]:
     transaction; the rows of the other live tables go with their run."""
     total, done = int(archive.manifest["runs"]), 0
     removed = kept = gone = 0
-    for ids in _batches(archive.run_ids(), DELETE_BATCH):
-        with _writing(ctx) as conn:
+    for ids in batches(archive.run_ids(), DELETE_BATCH):
+        with writing(ctx) as conn:
             # FOR UPDATE: a retry by hand cannot turn a run live again between this read and the delete.
             found = dict(
                 conn.execute(select(runs.c.id, runs.c.status).where(runs.c.id.in_(ids)).with_for_update()).all()
@@ -298,7 +296,7 @@ def export_archive(
     ctx: JobContext, types: list[Any], older_than_days: int, path: str, notify: list[Any]
 ) -> dict[str, Any]:
     chosen, days = _types(ctx, types), _days(older_than_days)
-    target, report_to, key = _export_target(path), _addresses(notify), _archive_key(ctx)
+    target, report_to, key = _export_target(path), _addresses(notify), archive_key(ctx)
     now = utcnow()
     cutoff = now - timedelta(days=days)
     resumed = target.exists() or target.is_symlink()
@@ -338,88 +336,3 @@ def export_archive(
     for address in report_to:
         ctx.mail(address, f"[Jobyard] Data archiving: {count} run(s) archived", _report(target, result))
     return result
-
-
-# Import
-
-
-def _import_source(path: str) -> Path:
-    source = _absolute(path)
-    if not source.exists():
-        raise BadParameter("path", f"file {source} does not exist")
-    if not source.is_file():
-        raise BadParameter("path", f"{source} is not a file")
-    return source
-
-
-def _when(value: Any, field: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ArchiveIntegrityError(f"a record's {field} is not a date: {value!r}") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _archived_row(record: dict[str, Any], source: Path, run_id: str, now: datetime) -> dict[str, Any]:
-    run = record["run"]
-    created = _when(run.get("created_at"), "created_at")
-    if not run.get("id") or not run.get("type") or not run.get("status") or created is None:
-        raise ArchiveIntegrityError("a record lacks the run's id, type, status or creation time")
-    return {
-        "id": str(run["id"]),
-        "type": str(run["type"]),
-        "status": str(run["status"]),
-        "domain": run.get("domain"),
-        "triggered_by": run.get("triggered_by"),
-        "created_at": created,
-        "finished_at": _when(run.get("finished_at"), "finished_at"),
-        "record": record,
-        "archive_file": str(source),
-        "imported_at": now,
-        "imported_by_run": run_id,
-    }
-
-
-def _store(ctx: JobContext, rows: list[dict[str, Any]]) -> int:
-    with _writing(ctx) as conn:
-        known = set(conn.execute(select(archived.c.id).where(archived.c.id.in_([r["id"] for r in rows]))).scalars())
-        new = list({r["id"]: r for r in rows if r["id"] not in known}.values())
-        if new:
-            conn.execute(insert(archived), new)
-    return len(new)
-
-
-@job_type(
-    "archive.import",
-    title="Import Archived Data",
-    description="Imports an archive file written by Data Archiving after checking its signature; the runs it "
-    "holds can then be viewed in the dashboard's archive mode. Runs already imported are skipped.",
-    params=[Param("path", str, help="absolute path of the archive file to import")],
-    exclusive=True,
-    timeout_s=LONG_TIMEOUT_S,
-)
-def import_archive(ctx: JobContext, path: str) -> dict[str, Any]:
-    source, key = _import_source(path), _archive_key(ctx)
-    with open_verified(source, key) as archive:
-        manifest = archive.manifest
-        total = int(manifest.get("runs", 0))
-        ctx.info(f"{source}: signature and data digest verified; {total} run(s), written {manifest.get('created_at')}")
-        imported = seen = 0
-        now = utcnow()
-        for records in _batches(archive.records(), IMPORT_BATCH):
-            ctx.check_cancelled()
-            imported += _store(ctx, [_archived_row(r, source, ctx.run_id, now) for r in records])
-            seen += len(records)
-            ctx.progress(seen, max(total, seen), f"imported {imported} of {seen} runs read")
-    skipped = seen - imported
-    ctx.info(f"Imported {imported} run(s) into the archive view; {skipped} were already imported")
-    return {
-        "path": str(source),
-        "archive_created_at": manifest.get("created_at"),
-        "types": manifest.get("types"),
-        "runs": seen,
-        "imported": imported,
-        "already_imported": skipped,
-    }

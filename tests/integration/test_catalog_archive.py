@@ -22,7 +22,7 @@ from core.db import utcnow
 from core.integrity import derive_key, sign
 from jobs.archive_models import archived_runs_table as archived
 from jobs.cancel import Cancelled
-from jobs.catalog import archive
+from jobs.catalog import archive, archive_import
 from jobs.catalog.archive_file import ArchiveIntegrityError, ArchiveWriter, open_verified, publish
 from jobs.context import JobContext
 from jobs.enqueue import enqueue
@@ -303,11 +303,11 @@ def test_a_tampered_archive_is_refused_and_nothing_is_imported(app: Jobyard, tmp
     ctx = context(app, enqueue("test.follower", {}, app=app))
 
     with pytest.raises(ArchiveIntegrityError, match=r"^the archive's integrity check failed: "):
-        archive.import_archive(ctx, str(forged))
+        archive_import.import_archive(ctx, str(forged))
 
     with app.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(archived)).scalar_one() == 0
-    assert archive.import_archive(ctx, str(source))["imported"] == 3  # the untouched file still imports
+    assert archive_import.import_archive(ctx, str(source))["imported"] == 3  # the untouched file still imports
 
 
 def test_a_tampered_archive_fails_its_import_run_at_once(app: Jobyard, start_workers: Workers, tmp_path: Path) -> None:

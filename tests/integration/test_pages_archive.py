@@ -15,7 +15,7 @@ from core.app import Jobyard
 from core.crypto import MASK
 from core.db import utcnow
 from jobs.archive_models import archived_runs_table as archived
-from jobs.catalog import archive
+from jobs.catalog import archive, archive_import
 from jobs.context import JobContext
 from jobs.enqueue import EnqueueRequest, enqueue_many
 from jobs.models import attempts_table, run_logs_table, runs_table
@@ -69,7 +69,7 @@ def archived_runs(app: Jobyard, tmp_path: Path) -> dict[str, str]:
     target = tmp_path / "2025.jyarchive"
     types = ["demo.fail", "test.secretive", "test.sales_sync"]
     assert archive.export_archive(_job(app), types, 30, str(target), [])["removed"] == 3
-    assert archive.import_archive(_job(app), str(target))["imported"] == 3
+    assert archive_import.import_archive(_job(app), str(target))["imported"] == 3
     return runs
 
 
