@@ -106,3 +106,23 @@ INTEGRITY_REPORT_MAX_ROWS = 200
 
 # Vault (core/vault.py): Change Vault Key re-encrypts this many rows per transaction.
 VAULT_REKEY_BATCH = 500
+
+# Identity provisioning (jobs/catalog/identity/)
+# One HTTP call to a SCIM target may take this long before it counts as failed.
+SCIM_TIMEOUT_S = 30.0
+# Transient failures (connection refused, reset, timeout) of one SCIM call are retried this many times in all,
+# waiting this long and doubling, before the attempt fails and the run's own backoff takes over.
+SCIM_CALL_TRIES = 3
+SCIM_CALL_BACKOFF_S = 0.5
+# Directory sync pages through a SCIM source this many resources at a time.
+SCIM_PAGE_SIZE = 200
+# Generated passwords and rotated credentials: this many random bytes, URL-safe base64 encoded.
+GENERATED_SECRET_BYTES = 24
+# A password set by provisioning or rotation expires this many days later (Password expiry warning reads it).
+PASSWORD_MAX_AGE_DAYS = 90
+# Retry failed provisioning (seed 002): a failed provisioning run is started again after these gaps, one per
+# new series, so it gets 1 + len(gaps) series in all (6).
+PROVISIONING_RETRY_GAPS_S = (2 * 60, 5 * 60, 20 * 60, 2 * 3600, 12 * 3600)
+# Bulk import refuses a CSV larger than this, and more rows than this.
+BULK_IMPORT_MAX_BYTES = 2 * 1024 * 1024
+BULK_IMPORT_MAX_ROWS = 20_000

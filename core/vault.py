@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Engine, Integer, String, Table, Text, insert, select, update
+from sqlalchemy import Connection, Engine, Integer, String, Table, Text, insert, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -66,35 +66,41 @@ def masked(value: str) -> str:
     return crypto.masked_secret(value)
 
 
-def put(engine: Engine, name: str, value: str, by: str) -> int:
+def put(engine: Engine, name: str, value: str, by: str, *, conn: Connection | None = None) -> int:
     """Stores a new version of secret `name`; the version it replaces is kept as the previous one until
-    `confirm`. Returns the new version number."""
+    `confirm`. Returns the new version number. With `conn`, the write joins that connection's transaction
+    (a caller storing a secret together with the row that names it)."""
     _check_name(name)
     if not isinstance(value, str) or not value:
         raise BadSecret("value: must be a non-empty string")
-    secret_key = crypto.secret_key_of(engine)
-    ciphertext = crypto.encrypt(secret_key, value)
+    ciphertext = crypto.encrypt(crypto.secret_key_of(engine), value)
+    if conn is not None:
+        return _put(conn, name, ciphertext, by)
+    with engine.begin() as own:
+        return _put(own, name, ciphertext, by)
+
+
+def _put(conn: Connection, name: str, ciphertext: str, by: str) -> int:
     now = utcnow()
     v = vault_secrets_table.c
-    with engine.begin() as conn:
-        current = conn.execute(select(v.version, v.ciphertext).where(v.name == name).with_for_update()).first()
-        if current is None:
-            conn.execute(
-                insert(vault_secrets_table).values(
-                    name=name, version=1, ciphertext=ciphertext, previous_ciphertext=None, created_at=now,
-                    updated_at=now, updated_by=by, confirmed_at=None,
-                )
-            )  # fmt: skip
-            return 1
+    current = conn.execute(select(v.version, v.ciphertext).where(v.name == name).with_for_update()).first()
+    if current is None:
         conn.execute(
-            update(vault_secrets_table)
-            .where(v.name == name)
-            .values(
-                version=current.version + 1, ciphertext=ciphertext, previous_ciphertext=current.ciphertext,
+            insert(vault_secrets_table).values(
+                name=name, version=1, ciphertext=ciphertext, previous_ciphertext=None, created_at=now,
                 updated_at=now, updated_by=by, confirmed_at=None,
             )
         )  # fmt: skip
-        return int(current.version) + 1
+        return 1
+    conn.execute(
+        update(vault_secrets_table)
+        .where(v.name == name)
+        .values(
+            version=current.version + 1, ciphertext=ciphertext, previous_ciphertext=current.ciphertext,
+            updated_at=now, updated_by=by, confirmed_at=None,
+        )
+    )  # fmt: skip
+    return int(current.version) + 1
 
 
 def _row(engine: Engine, name: str) -> VaultSecret:

@@ -23,6 +23,7 @@ PARAM_TYPES: tuple[type, ...] = (str, int, float, bool, list, dict)
 BUILTIN_MODULES = (
     "jobs.catalog.demo", "jobs.catalog.maintenance", "jobs.catalog.certificates", "jobs.catalog.archive",
     "jobs.catalog.archive_import", "jobs.catalog.integrity", "jobs.catalog.vault_jobs",
+    "jobs.catalog.identity.provisioning",
 )  # fmt: skip
 
 _MISSING: Any = object()

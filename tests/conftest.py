@@ -23,6 +23,7 @@ import core.vault  # noqa: F401  (every model module: its tables are truncated b
 import dashboard.auth.models  # noqa: F401
 import jobs.archive_models
 import jobs.catalog.certificate_models
+import jobs.catalog.identity.models
 import jobs.type_settings  # noqa: F401
 from core.app import Jobyard
 from core.db import Base
@@ -278,6 +279,24 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 # The web process
+
+
+@pytest.fixture
+def scim_target() -> Iterator[Any]:
+    """A real SCIM 2.0 service (scim2-server) in a child process, empty at start (tests/scim.py)."""
+    from tests.scim import scim_server
+
+    with scim_server() as server:
+        yield server
+
+
+@pytest.fixture
+def scim_idp() -> Iterator[Any]:
+    """A second real SCIM service, for the identity provider next to a domain target."""
+    from tests.scim import scim_server
+
+    with scim_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import core.vault  # noqa: F401
 import dashboard.auth.models  # noqa: F401
 import jobs.archive_models
 import jobs.catalog.certificate_models
+import jobs.catalog.identity.models
 import jobs.models
 import jobs.type_settings  # noqa: F401
 import scheduler.models  # noqa: F401

@@ -1,0 +1,1 @@
+"""Identity provisioning (seed 003, 002): SCIM targets, identities, directory sync and their job types."""

@@ -1,0 +1,160 @@
+"""SCIM 2.0 targets: where identities are provisioned (scim_targets rows, tokens in the vault) and how a job
+reaches one (`connect`).
+
+A target's bearer token is stored in the vault as ``scim-target:<name>``; `listed` shows it masked. `connect`
+opens an httpx2 client with the token, discovers the service (schemas, resource types) and hands back a
+scim2-client `SyncSCIMClient`; `call` retries one call on transient network failures with tenacity, so that
+a blip costs a second, not one of the run's attempts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx2
+import tenacity
+from scim2_client import RequestNetworkException
+from scim2_client.engines.httpx2 import SyncSCIMClient
+from sqlalchemy import Engine, delete, insert, select, update
+
+from core import defaults, vault
+from core.db import utcnow
+from jobs.catalog.identity.models import TARGET_ROLES, scim_targets_table
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
+T = TypeVar("T")
+
+
+class BadTarget(ValueError):
+    """A target definition Jobyard refuses; the message names the field, never the token."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class TargetNotFound(LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no SCIM target named {name!r}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    role: str
+    base_url: str
+    token_masked: str
+
+
+def secret_name(target: str) -> str:
+    return f"scim-target:{target}"
+
+
+def _check(name: str, role: str, base_url: str, token: str | None) -> None:
+    if not NAME_PATTERN.match(name or ""):
+        raise BadTarget("name", "must be 1 to 100 lowercase letters, digits, '.', '_' or '-', starting alphanumeric")
+    if role not in TARGET_ROLES:
+        raise BadTarget("role", f"must be one of {', '.join(TARGET_ROLES)}, got {role!r}")
+    parts = urlsplit(base_url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(base_url) > 1000:
+        raise BadTarget("base_url", f"must be an http(s) URL with a host, got {base_url!r}")
+    if parts.query or parts.fragment:
+        raise BadTarget("base_url", "must not carry a query or a fragment")
+    if token is not None and (not token.strip() or len(token) > 4096 or any(c in token for c in "\r\n\x00 ")):
+        raise BadTarget("token", "must be 1 to 4096 characters without spaces or line breaks")
+
+
+def save(engine: Engine, name: str, *, role: str, base_url: str, token: str | None, by: str) -> bool:
+    """Creates target `name`, or updates it; a None token keeps the stored one (an update that only moves the
+    URL). Returns True when the target is new. The token is stored first: a target row never lacks one."""
+    _check(name, role, base_url, token)
+    base_url = base_url.rstrip("/")
+    now = utcnow()
+    c = scim_targets_table.c
+    with engine.connect() as conn:
+        exists = conn.execute(select(c.name).where(c.name == name)).first() is not None
+    if not exists and token is None:
+        raise BadTarget("token", "is required for a new target")
+    if token is not None:
+        vault.put(engine, secret_name(name), token, by)
+        vault.confirm(engine, secret_name(name))  # an operator's token is not rotated: nothing to keep
+    with engine.begin() as conn:
+        if exists:
+            conn.execute(
+                update(scim_targets_table)
+                .where(c.name == name)
+                .values(role=role, base_url=base_url, updated_at=now, updated_by=by)
+            )
+        else:
+            conn.execute(
+                insert(scim_targets_table).values(
+                    name=name, role=role, base_url=base_url, created_at=now, updated_at=now, updated_by=by
+                )
+            )
+    return not exists
+
+
+def remove(engine: Engine, name: str) -> None:
+    with engine.begin() as conn:
+        if not conn.execute(delete(scim_targets_table).where(scim_targets_table.c.name == name)).rowcount:
+            raise TargetNotFound(name)
+    vault.delete(engine, secret_name(name))
+
+
+def get(engine: Engine, name: str) -> Target:
+    c = scim_targets_table.c
+    with engine.connect() as conn:
+        row = conn.execute(select(c.name, c.role, c.base_url).where(c.name == name)).first()
+    if row is None:
+        raise TargetNotFound(name)
+    return Target(row.name, row.role, row.base_url, _masked_token(engine, row.name))
+
+
+def listed(engine: Engine, role: str | None = None) -> list[Target]:
+    c = scim_targets_table.c
+    query = select(c.name, c.role, c.base_url).order_by(c.name)
+    if role is not None:
+        query = query.where(c.role == role)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return [Target(r.name, r.role, r.base_url, _masked_token(engine, r.name)) for r in rows]
+
+
+def _masked_token(engine: Engine, name: str) -> str:
+    try:
+        return vault.masked(vault.get(engine, secret_name(name)))
+    except vault.SecretNotFound:
+        return "(missing)"
+
+
+@contextmanager
+def connect(engine: Engine, name: str, *, timeout_s: float = defaults.SCIM_TIMEOUT_S) -> Iterator[SyncSCIMClient]:
+    """A SCIM client for target `name`, its service discovered; closed on leaving the block."""
+    target = get(engine, name)
+    token = vault.get(engine, secret_name(name))
+    with httpx2.Client(
+        base_url=target.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s
+    ) as http:
+        scim = SyncSCIMClient(http)
+        call(scim.discover)
+        yield scim
+
+
+def call(operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Runs one SCIM call, retrying network failures (not SCIM errors, which another try would repeat)."""
+    for attempt in tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(defaults.SCIM_CALL_TRIES),
+        wait=tenacity.wait_exponential(multiplier=defaults.SCIM_CALL_BACKOFF_S),
+        retry=tenacity.retry_if_exception_type(RequestNetworkException),
+        reraise=True,
+    ):
+        with attempt:
+            return operation(*args, **kwargs)
+    raise AssertionError("unreachable: tenacity reraises the last failure")
