@@ -1,0 +1,57 @@
+"""CSV files uploaded for Bulk import, kept in SQL (``identity_uploads``) so that any worker host reads them."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import Engine, insert, select
+
+from core import defaults
+from core.db import utcnow
+from jobs.catalog.identity.models import uploads_table
+
+
+class BadUpload(ValueError):
+    """An upload refused before anything is stored; the message says why."""
+
+
+class UploadNotFound(LookupError):
+    def __init__(self, upload_id: int) -> None:
+        super().__init__(f"no upload {upload_id}")
+        self.upload_id = upload_id
+
+
+def store(engine: Engine, filename: str, data: bytes, by: str) -> int:
+    """Stores an uploaded CSV file and returns its id. Refuses an empty, oversized or non-UTF-8 file."""
+    if not data.strip():
+        raise BadUpload("the file is empty")
+    if len(data) > defaults.BULK_IMPORT_MAX_BYTES:
+        raise BadUpload(f"the file is larger than {defaults.BULK_IMPORT_MAX_BYTES} bytes")
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadUpload(f"the file is not UTF-8 text (byte {exc.start})") from None
+    if "\x00" in content:
+        raise BadUpload("the file contains a NUL character")
+    name = (filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1][:255] or "upload.csv"
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                insert(uploads_table)
+                .values(
+                    filename=name, content=content, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+                    uploaded_by=by, uploaded_at=utcnow(),
+                )
+                .returning(uploads_table.c.id)
+            ).scalar_one()
+        )  # fmt: skip
+
+
+def read(engine: Engine, upload_id: int) -> tuple[str, str]:
+    """(filename, content) of an upload."""
+    u = uploads_table.c
+    with engine.connect() as conn:
+        row = conn.execute(select(u.filename, u.content).where(u.id == upload_id)).first()
+    if row is None:
+        raise UploadNotFound(upload_id)
+    return str(row.filename), str(row.content)
