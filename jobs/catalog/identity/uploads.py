@@ -1,12 +1,18 @@
-"""CSV files uploaded for Bulk import, kept in SQL (``identity_uploads``) so that any worker host reads them."""
+"""CSV files uploaded for Bulk import, kept in SQL (``identity_uploads``) so that any worker host reads them.
+
+A file may carry credentials (the ``credential`` column of self-credentialed identities), so its content is
+stored Fernet-encrypted under the vault keys, and Bulk import discards it once a real (not dry) run has
+imported it. Change Vault Key does not re-encrypt uploads: they live minutes, and a retired key stays in the
+ring until the operator drops it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, delete, insert, select
 
-from core import defaults
+from core import crypto, defaults
 from core.db import utcnow
 from jobs.catalog.identity.models import uploads_table
 
@@ -34,12 +40,13 @@ def store(engine: Engine, filename: str, data: bytes, by: str) -> int:
     if "\x00" in content:
         raise BadUpload("the file contains a NUL character")
     name = (filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1][:255] or "upload.csv"
+    sealed = crypto.encrypt(crypto.secret_key_of(engine), content)
     with engine.begin() as conn:
         return int(
             conn.execute(
                 insert(uploads_table)
                 .values(
-                    filename=name, content=content, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
+                    filename=name, content=sealed, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data),
                     uploaded_by=by, uploaded_at=utcnow(),
                 )
                 .returning(uploads_table.c.id)
@@ -54,4 +61,9 @@ def read(engine: Engine, upload_id: int) -> tuple[str, str]:
         row = conn.execute(select(u.filename, u.content).where(u.id == upload_id)).first()
     if row is None:
         raise UploadNotFound(upload_id)
-    return str(row.filename), str(row.content)
+    return str(row.filename), crypto.decrypt(crypto.secret_key_of(engine), row.content)
+
+
+def discard(engine: Engine, upload_id: int) -> bool:
+    with engine.begin() as conn:
+        return bool(conn.execute(delete(uploads_table).where(uploads_table.c.id == upload_id)).rowcount)
