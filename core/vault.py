@@ -125,6 +125,13 @@ def version(engine: Engine, name: str) -> int:
     return _row(engine, name).version
 
 
+def is_confirmed(engine: Engine, name: str) -> bool:
+    """Whether the current version was confirmed (`confirm`) since it was stored. A version stored and never
+    confirmed may already work where it is used, or may not: a rotation that failed in between sends it again
+    rather than drop the previous version by storing yet another one."""
+    return _row(engine, name).confirmed_at is not None
+
+
 def confirm(engine: Engine, name: str) -> None:
     """The current version works where it is used: the previous one is dropped."""
     v = vault_secrets_table.c

@@ -24,6 +24,7 @@ BUILTIN_MODULES = (
     "jobs.catalog.demo", "jobs.catalog.maintenance", "jobs.catalog.certificates", "jobs.catalog.archive",
     "jobs.catalog.archive_import", "jobs.catalog.integrity", "jobs.catalog.vault_jobs",
     "jobs.catalog.identity.provisioning",
+    "jobs.catalog.identity.credentials",
 )  # fmt: skip
 
 _MISSING: Any = object()

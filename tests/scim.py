@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -22,11 +25,14 @@ from jobs.catalog.identity import targets
 
 @dataclass
 class ScimServer:
-    """One in-memory SCIM service, empty when it starts; `url` is its base URL (``…/v2``)."""
+    """One in-memory SCIM service, empty when it starts; `url` is its base URL (``…/v2``). With `dump_to`,
+    the server writes every resource it holds, write-only attributes such as ``password`` included, to that
+    file when it stops (`stored_users`)."""
 
     port: int
     token: str = field(repr=False)
     process: subprocess.Popen[bytes] | None = None
+    dump_to: Path | None = None
 
     @property
     def url(self) -> str:
@@ -35,7 +41,8 @@ class ScimServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "scim2_server.testserver.cli", "--port", str(self.port),
-             "--bearer-token", self.token],
+             "--bearer-token", self.token,
+             *(["--dump-resources", str(self.dump_to)] if self.dump_to is not None else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         deadline = time.monotonic() + 30
@@ -50,8 +57,18 @@ class ScimServer:
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            if self.dump_to is not None:
+                self.process.send_signal(signal.SIGINT)  # the server dumps its resources on KeyboardInterrupt
+            else:
+                self.process.terminate()
             self.process.wait(timeout=10)
+
+    def stored_users(self) -> list[dict[str, Any]]:
+        """The users the server held when it stopped, as it stored them (a server started with `dump_to`)."""
+        assert self.dump_to is not None, "started without dump_to"
+        self.stop()
+        resources: list[dict[str, Any]] = json.loads(self.dump_to.read_text())
+        return [r for r in resources if "urn:ietf:params:scim:schemas:core:2.0:User" in r["schemas"]]
 
     @contextmanager
     def client(self) -> Iterator[SyncSCIMClient]:
@@ -85,8 +102,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def scim_server() -> Iterator[ScimServer]:
-    server = ScimServer(free_port(), secrets.token_urlsafe(16))
+def scim_server(dump_to: Path | None = None) -> Iterator[ScimServer]:
+    server = ScimServer(free_port(), secrets.token_urlsafe(16), dump_to=dump_to)
     server.start()
     try:
         yield server
