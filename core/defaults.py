@@ -126,3 +126,12 @@ PROVISIONING_RETRY_GAPS_S = (2 * 60, 5 * 60, 20 * 60, 2 * 3600, 12 * 3600)
 # Bulk import refuses a CSV larger than this, and more rows than this.
 BULK_IMPORT_MAX_BYTES = 2 * 1024 * 1024
 BULK_IMPORT_MAX_ROWS = 20_000
+# Directory sync: a sync that would make leavers of more than this share of the source's known active users, and
+# more than this many, fails unless its max_leavers allows them (an empty or truncated source must not disable
+# everyone).
+DIRECTORY_SYNC_LEAVERS_SHARE = 0.25
+DIRECTORY_SYNC_LEAVERS_FLOOR = 5
+# Directory sync refuses a CSV source larger than this.
+DIRECTORY_CSV_MAX_BYTES = 64 * 1024 * 1024
+# A Directory sync or Bulk import result lists at most this many events, run ids or rejected rows; counts are exact.
+IDENTITY_REPORT_MAX_ITEMS = 100

@@ -25,6 +25,7 @@ BUILTIN_MODULES = (
     "jobs.catalog.archive_import", "jobs.catalog.integrity", "jobs.catalog.vault_jobs",
     "jobs.catalog.identity.provisioning",
     "jobs.catalog.identity.credentials",
+    "jobs.catalog.identity.directory_sync", "jobs.catalog.identity.jml",
 )  # fmt: skip
 
 _MISSING: Any = object()
