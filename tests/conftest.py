@@ -300,6 +300,27 @@ def scim_idp() -> Iterator[Any]:
 
 
 @pytest.fixture
+def bulk_import_type(app: Jobyard, monkeypatch: pytest.MonkeyPatch) -> None:
+    """identity.bulk_import for tests that only see an import run enqueued (no worker runs it): the real type
+    when it is declared, else a stand-in with its parameters, declared for the test only."""
+    if "identity.bulk_import" in app.registry:
+        return
+    from jobs.context import JobContext
+    from jobs.registry import Param, Registry, job_type
+
+    @job_type(
+        "identity.bulk_import",
+        title="Bulk import (stand-in)",
+        params=[Param("upload_id", int), Param("dry_run", bool), Param("continue_on_error", bool)],
+        registry=Registry(),
+    )
+    def stand_in(ctx: JobContext, upload_id: int, dry_run: bool, continue_on_error: bool) -> None:
+        raise AssertionError("the stand-in is never run")
+
+    monkeypatch.setitem(app.registry._types, "identity.bulk_import", stand_in.job_type)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
 def web(app: Jobyard) -> Any:
     """The Flask app over the test's Jobyard."""
     from dashboard.app import create_app

@@ -7,7 +7,15 @@ imported; the same table produces the document (GET /api/v1/openapi.json).
 from flask import Blueprint
 from flask.blueprints import BlueprintSetupState
 
-from dashboard.api import job_types, openapi, run_actions, runs, schedules  # noqa: F401  (declare the operations)
+from dashboard.api import (  # noqa: F401  (declare the operations)
+    identities,
+    job_types,
+    openapi,
+    run_actions,
+    runs,
+    schedules,
+    targets,
+)
 from dashboard.api.errors import register_error_handlers
 from dashboard.api.routes import CONVERTERS, OPERATIONS, dispatcher
 

@@ -16,10 +16,12 @@ ERRORS: dict[int, tuple[str, str]] = {
     403: ("Forbidden", "The caller's role does not allow this."),
     404: ("NotFound", "No such object, or one the caller may not see."),
     409: ("Conflict", "The object's state does not allow this."),
+    413: ("PayloadTooLarge", "The request body or the uploaded file is larger than allowed."),
     422: ("Unprocessable", "Bad fields or query parameters; `errors` names every one."),
 }
 DESCRIPTION = """\
-Jobyard's API for services: start and follow runs, act on them, read job types, manage schedules.
+Jobyard's API for services: start and follow runs, act on them, read job types, manage schedules, create
+and import identities, manage the SCIM targets they are provisioned to.
 
 Authenticate with `Authorization: Bearer jy_...` (tokens: `jobyard tokens create`). A browser session
 works too, with its CSRF token in `X-CSRFToken` on POST, PUT and DELETE. Every answer is JSON; errors are
@@ -84,6 +86,9 @@ def _operation(op: Operation) -> dict[str, Any]:
         described["parameters"] = parameters
     if op.body is not None:
         described["requestBody"] = {"required": op.body_required, "content": {"application/json": {"schema": op.body}}}
+    elif op.body_content is not None:
+        content = {media: {"schema": schema} for media, schema in op.body_content.items()}
+        described["requestBody"] = {"required": op.body_required, "content": content}
     return described
 
 
@@ -103,7 +108,7 @@ def document(server_url: str) -> dict[str, Any]:
         "info": {"title": "Jobyard API", "version": _api_version(), "description": DESCRIPTION},
         "servers": [{"url": server_url}],
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": "runs"}, {"name": "types"}, {"name": "schedules"}, {"name": "meta"}],
+        "tags": [{"name": n} for n in ("runs", "types", "schedules", "identities", "targets", "meta")],
         "paths": paths,
         "components": {
             "schemas": COMPONENTS,

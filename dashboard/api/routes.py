@@ -101,6 +101,10 @@ class Operation:
     body_required: bool = False
     writes: bool = False  # refused to read-only principals; the service layer may refuse other roles too
     conflict: bool = False  # the object's state may not allow it (409)
+    # A body in other media types than JSON (an uploaded file): media type -> schema, for the document only;
+    # the view reads and checks it itself.
+    body_content: dict[str, Any] | None = None
+    extra_errors: tuple[int, ...] = ()  # further error statuses: 403 on a read some roles may not make, 413
 
     @property
     def path_params(self) -> list[str]:
@@ -128,6 +132,7 @@ class Operation:
             statuses.add(404)
         if self.conflict:
             statuses.add(409)
+        statuses.update(self.extra_errors)
         return sorted(statuses)
 
 
@@ -147,13 +152,15 @@ def operation(
     body_required: bool = False,
     writes: bool = False,
     conflict: bool = False,
+    body_content: dict[str, Any] | None = None,
+    extra_errors: tuple[int, ...] = (),
 ) -> Callable[[View], View]:
     def declare(view: View) -> View:
         OPERATIONS.append(
             Operation(
                 operation_id=view.__name__, method=method, path=path, summary=summary, description=description,
                 tag=tag, replies=replies, view=view, query=query, body=body, body_required=body_required,
-                writes=writes, conflict=conflict,
+                writes=writes, conflict=conflict, body_content=body_content, extra_errors=extra_errors,
             )
         )  # fmt: skip
         return view

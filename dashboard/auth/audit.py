@@ -17,6 +17,7 @@ ACTIONS = (
     "login", "login_failed", "logout", "start", "retry", "cancel", "run_again", "notify", "schedule_set",
     "schedule_enable", "schedule_disable", "schedule_delete", "run_now", "user_add", "user_set_role", "user_disable",
     "user_enable", "user_password", "user_grant", "user_revoke", "token_create", "token_revoke", "enqueue",
+    "identity_create", "identity_import", "target_save", "target_remove",
 )  # fmt: skip
 
 

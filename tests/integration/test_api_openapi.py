@@ -50,7 +50,7 @@ def test_the_document_lists_exactly_the_routes_of_the_app(web: Any, document: di
             served |= {(method, path) for method in rule.methods - IMPLICIT}
     documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
     assert documented == served
-    assert len(served) == len(OPERATIONS) == 19
+    assert len(served) == len(OPERATIONS) == 27
 
 
 def test_every_operation_documents_its_parameters_and_answers(document: dict[str, Any]) -> None:
@@ -78,7 +78,7 @@ def test_request_schemas_use_only_keywords_the_server_enforces() -> None:
 
 
 def _path(op: Operation, run_id: str) -> str:
-    return API + op.path.format(run_id=run_id, type_name="test.nightly")
+    return API + op.path.format(run_id=run_id, type_name="test.nightly", identity_id="1", target_name="gws")
 
 
 @pytest.mark.parametrize("op", [op for op in OPERATIONS if op.body is not None], ids=lambda op: op.operation_id)

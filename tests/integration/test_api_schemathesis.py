@@ -34,6 +34,8 @@ from schemathesis.specs.openapi.checks import (
 
 from core.app import Jobyard
 from dashboard.api.routes import OPERATIONS
+from jobs.catalog.identity import identities, targets
+from jobs.catalog.identity.identities import NewIdentity
 from jobs.enqueue import enqueue
 from scheduler import triggers
 from scheduler.schedules import set_schedule
@@ -81,7 +83,9 @@ REALISTIC = {"POST /runs": _naming_a_real_type}
 
 
 @pytest.mark.parametrize("label", LABELS)
-def test_operation_answers_as_documented(app: Jobyard, web: Any, users: Any, label: str) -> None:
+def test_operation_answers_as_documented(
+    app: Jobyard, web: Any, users: Any, bulk_import_type: None, label: str
+) -> None:
     token = users.token("fuzz", "admin")
     # Given as the schema's bearerAuth credential, so that schemathesis knows which requests carry it.
     config = schemathesis.Config.from_dict({"auth": {"openapi": {"bearerAuth": {"bearer": token}}}})
@@ -91,9 +95,13 @@ def test_operation_answers_as_documented(app: Jobyard, web: Any, users: Any, lab
     method, path = label.split(" ", 1)
     operation = schema[path][method]
     set_schedule(app, "test.nightly", triggers.interval(3600), by="fuzz")
+    targets.save(app.engine, "gws", role="domain", base_url="https://gws.example.org/v2", token="fuzz-token", by="t")
+    created = identities.create(app, NewIdentity("key-1", "api_key", credential="k"), by="fuzz")
     existing = {
         "run_id": enqueue("test.touch", {"path": "/dev/null"}, triggered_by="fuzz", app=app),
         "type_name": "test.nightly",
+        "identity_id": str(created.identity_id),
+        "target_name": "gws",
     }
     pinned = {name: existing[name] for name in existing if "{" + name + "}" in path}
     variants: list[dict[str, Any] | None] = [None, pinned] if pinned else [None]

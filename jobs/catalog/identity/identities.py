@@ -46,6 +46,7 @@ OPERATION_TYPES = {
 PROVISIONING_TYPES = tuple(OPERATION_TYPES.values())
 USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}$")
 MAX_TEXT = 200
+MAX_PLATFORM = 100
 MAX_CREDENTIAL = 16_384
 
 
@@ -115,6 +116,8 @@ def plan(conn: Connection, new: NewIdentity) -> Plan:
         errors.append(FieldError("identity_type", f"must be one of {', '.join(IDENTITY_TYPES)}"))
     for name in ("display_name", "platform", "department", "title", "idp_target"):
         _text(errors, name, getattr(new, name))
+    if isinstance(new.platform, str) and MAX_PLATFORM < len(new.platform) <= MAX_TEXT:  # identities.platform
+        errors.append(FieldError("platform", f"must be at most {MAX_PLATFORM} characters"))
     email = new.email
     if email and (not isinstance(email, str) or "@" not in email or " " in email or len(email) > 320):
         errors.append(FieldError("email", f"is not an email address: {new.email!r}"))

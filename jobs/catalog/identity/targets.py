@@ -62,7 +62,10 @@ def _check(name: str, role: str, base_url: str, token: str | None) -> None:
         raise BadTarget("name", "must be 1 to 100 lowercase letters, digits, '.', '_' or '-', starting alphanumeric")
     if role not in TARGET_ROLES:
         raise BadTarget("role", f"must be one of {', '.join(TARGET_ROLES)}, got {role!r}")
-    parts = urlsplit(base_url or "")
+    try:
+        parts = urlsplit(base_url or "")
+    except ValueError:  # "http://[::1": an unclosed IPv6 host
+        raise BadTarget("base_url", f"is not a URL: {base_url!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname or len(base_url) > 1000:
         raise BadTarget("base_url", f"must be an http(s) URL with a host, got {base_url!r}")
     if parts.query or parts.fragment:
