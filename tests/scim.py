@@ -41,7 +41,7 @@ class ScimServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "scim2_server.testserver.cli", "--port", str(self.port),
-             "--bearer-token", self.token,
+             f"--bearer-token={self.token}",  # "=": a token may start with "-"
              *(["--dump-resources", str(self.dump_to)] if self.dump_to is not None else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
