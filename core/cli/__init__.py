@@ -1,6 +1,6 @@
 """`jobyard …`: the command line."""
 
-from core.cli import access, processes, runs, schedules  # noqa: F401  (registers the commands)
+from core.cli import access, identity, processes, runs, schedules  # noqa: F401  (registers the commands)
 from core.cli.base import cli
 
 
