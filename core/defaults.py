@@ -123,6 +123,10 @@ PASSWORD_MAX_AGE_DAYS = 90
 # Retry failed provisioning (seed 002): a failed provisioning run is started again after these gaps, one per
 # new series, so it gets 1 + len(gaps) series in all (6).
 PROVISIONING_RETRY_GAPS_S = (2 * 60, 5 * 60, 20 * 60, 2 * 3600, 12 * 3600)
+# Retry failed provisioning looks for failed runs whose gap has passed this often (its default schedule).
+PROVISIONING_RETRY_INTERVAL_S = 60
+# Password expiry warning: the threshold of its default daily schedule; operators add schedules for others.
+PASSWORD_EXPIRY_WARNING_DAYS = 14
 # Bulk import refuses a CSV larger than this, and more rows than this.
 BULK_IMPORT_MAX_BYTES = 2 * 1024 * 1024
 BULK_IMPORT_MAX_ROWS = 20_000

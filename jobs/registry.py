@@ -24,7 +24,8 @@ BUILTIN_MODULES = (
     "jobs.catalog.demo", "jobs.catalog.maintenance", "jobs.catalog.certificates", "jobs.catalog.archive",
     "jobs.catalog.archive_import", "jobs.catalog.integrity", "jobs.catalog.vault_jobs",
     "jobs.catalog.identity.provisioning",
-    "jobs.catalog.identity.credentials",
+    "jobs.catalog.identity.credentials", "jobs.catalog.identity.retry_provisioning",
+    "jobs.catalog.identity.password_expiry",
     "jobs.catalog.identity.directory_sync", "jobs.catalog.identity.jml",
 )  # fmt: skip
 

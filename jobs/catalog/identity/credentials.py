@@ -33,6 +33,7 @@ from jobs.context import JobContext, PermanentFailure
 from jobs.registry import Param, job_type
 
 MAX_REASON = 200
+ROTATE_CREDENTIAL = "identity.rotate_credential"
 
 
 class BadParameter(PermanentFailure):
@@ -98,7 +99,7 @@ def _push(ctx: JobContext, target: str, remote_id: str, password: str) -> None:
 
 
 @job_type(
-    "identity.rotate_credential",
+    ROTATE_CREDENTIAL,
     title="Credential rotation",
     description="Generates a new password for the identity's domain user, stores it in the vault (the old one is "
     "kept until the target confirms the new one) and sets it on the domain target; the password's expiry "
