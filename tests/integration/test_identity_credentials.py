@@ -168,3 +168,9 @@ def test_rotation_refuses_what_it_cannot_rotate_and_changes_nothing(
     stored = {u["userName"]: u["password"] for u in gws.stored_users()}
     assert stored == {"mailroom": vault.get(app.engine, password_secret(provisioned_id)),
                       "frontdesk": vault.get(app.engine, password_secret(disabled))}  # fmt: skip
+
+    targets.remove(app.engine, "gws")  # a target removed since: refused before a new version is stored
+    secrets_before = vault_rows(app)
+    gone = run_job(app, ROTATE, identity_id=provisioned_id)
+    assert gone.status == RunStatus.FAILED and "domain target is gone" in (gone.error or "")
+    assert vault_rows(app) == secrets_before

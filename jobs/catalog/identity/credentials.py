@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 
 from core import defaults, vault
 from core.db import utcnow
+from jobs.catalog.identity import targets
 from jobs.catalog.identity.models import identities_table, operations_table
 from jobs.catalog.identity.provisioning import password_secret
 from jobs.catalog.identity.scim_users import patch_user
@@ -71,6 +72,10 @@ def _account(ctx: JobContext, identity_id: int) -> tuple[Any, Any]:
         )
     if op.done_at is None or op.remote_id is None:
         raise BadParameter("identity_id", f"{who} has no domain account on {op.target} yet: provisioning is not done")
+    try:
+        targets.get(ctx.engine, op.target)  # before a new version is stored, not after
+    except TargetNotFound as exc:
+        raise BadParameter("identity_id", f"{who}'s domain target is gone ({exc})") from None
     return identity, op
 
 
