@@ -92,12 +92,6 @@ def _types(ctx: JobContext, names: Sequence[Any]) -> list[str]:
     return wanted
 
 
-def _days(days: int) -> int:
-    if not 1 <= days <= MAX_DAYS:
-        raise BadParameter("older_than_days", f"must be a whole number of days from 1 to {MAX_DAYS}, got {days}")
-    return days
-
-
 def absolute_path(path: str) -> Path:
     if "\x00" in path:
         raise BadParameter("path", "contains a NUL character")
@@ -285,7 +279,13 @@ def _report(path: Path, result: dict[str, Any]) -> str:
     "long-term retention, and mails the outcome to the addresses given.",
     params=[
         Param("types", list, help="names of the job types whose runs are archived"),
-        Param("older_than_days", int, help=f"archive runs finished more than this many days ago (1 to {MAX_DAYS})"),
+        Param(
+            "older_than_days",
+            int,
+            help=f"archive runs finished more than this many days ago (1 to {MAX_DAYS})",
+            minimum=1,
+            maximum=MAX_DAYS,
+        ),
         Param("path", str, help="absolute path of the archive file to write; it must not exist yet"),
         Param("notify", list, default=[], help="email addresses told when the archiving is done"),
     ],
@@ -295,7 +295,7 @@ def _report(path: Path, result: dict[str, Any]) -> str:
 def export_archive(
     ctx: JobContext, types: list[Any], older_than_days: int, path: str, notify: list[Any]
 ) -> dict[str, Any]:
-    chosen, days = _types(ctx, types), _days(older_than_days)
+    chosen, days = _types(ctx, types), older_than_days
     target, report_to, key = _export_target(path), _addresses(notify), archive_key(ctx)
     now = utcnow()
     cutoff = now - timedelta(days=days)

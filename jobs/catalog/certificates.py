@@ -75,12 +75,6 @@ def _recipients(ctx: JobContext, recipients: Sequence[Any], operators: Sequence[
     return sorted({*addresses, *emails.values()})
 
 
-def _days(days: int) -> int:
-    if not 1 <= days <= MAX_DAYS:
-        raise BadParameter("days", f"must be between 1 and {MAX_DAYS}, got {days}")
-    return days
-
-
 def _directory(path: str) -> Path:
     if "\x00" in path:
         raise BadParameter("path", "contains a NUL character")
@@ -261,7 +255,14 @@ def _certificate_notices(ctx: JobContext, *, ca: bool, days: int) -> list[Notice
 _NOTIFY_PARAMS = (
     Param("recipients", list, default=[], help="email addresses to notify"),
     Param("operators", list, default=[], help="usernames of operators to notify at their email address"),
-    Param("days", int, default=30, help=f"notify this many days before expiry (1 to {MAX_DAYS})"),
+    Param(
+        "days",
+        int,
+        default=30,
+        help=f"notify this many days before expiry (1 to {MAX_DAYS})",
+        minimum=1,
+        maximum=MAX_DAYS,
+    ),
     Param("dry_run", bool, default=False, help="list what would be notified without sending anything"),
 )
 
@@ -278,7 +279,7 @@ _NOTIFY_PARAMS = (
 def certificate_expiry_notification(
     ctx: JobContext, recipients: list[Any], operators: list[Any], days: int, dry_run: bool
 ) -> dict[str, Any]:
-    to, days = _recipients(ctx, recipients, operators), _days(days)
+    to = _recipients(ctx, recipients, operators)
     notices = _certificate_notices(ctx, ca=False, days=days)
     return _notify(ctx, what="certificate(s)", notices=notices, recipients=to, days=days, dry_run=dry_run)
 
@@ -295,7 +296,7 @@ def certificate_expiry_notification(
 def device_ca_expiry_notification(
     ctx: JobContext, recipients: list[Any], operators: list[Any], days: int, dry_run: bool
 ) -> dict[str, Any]:
-    to, days = _recipients(ctx, recipients, operators), _days(days)
+    to = _recipients(ctx, recipients, operators)
     notices = _certificate_notices(ctx, ca=True, days=days)
     return _notify(ctx, what="device CA certificate(s)", notices=notices, recipients=to, days=days, dry_run=dry_run)
 
@@ -335,7 +336,7 @@ def _domain_notices(ctx: JobContext, *, validators: Sequence[str], days: int) ->
 def domain_validation_expiry_notification(
     ctx: JobContext, recipients: list[Any], operators: list[Any], days: int, dry_run: bool, created_by: str
 ) -> dict[str, Any]:
-    to, days = _recipients(ctx, recipients, operators), _days(days)
+    to = _recipients(ctx, recipients, operators)
     if created_by not in CREATED_BY:
         raise BadParameter("created_by", f"must be one of {', '.join(CREATED_BY)}, got {created_by!r}")
     validators = VALIDATORS if created_by == "both" else (created_by,)

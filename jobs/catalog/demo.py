@@ -21,7 +21,7 @@ def noop(ctx: JobContext) -> None:
     "demo.sleep",
     title="Sleep",
     description="Sleeps for the given number of seconds.",
-    params=[Param("seconds", float, default=1.0, help="how long to sleep, in seconds")],
+    params=[Param("seconds", float, default=1.0, help="how long to sleep, in seconds", minimum=0, maximum=3600)],
     backoff_base_s=1.0,
 )
 def sleep(ctx: JobContext, seconds: float) -> dict[str, float]:
@@ -37,7 +37,7 @@ def sleep(ctx: JobContext, seconds: float) -> dict[str, float]:
     "demo.fail",
     title="Fail, then succeed",
     description="Raises on its first `times` attempts, then completes.",
-    params=[Param("times", int, default=1, help="how many attempts fail before one succeeds")],
+    params=[Param("times", int, default=1, help="how many attempts fail before one succeeds", minimum=0, maximum=100)],
     backoff_base_s=1.0,
 )
 def fail(ctx: JobContext, times: int) -> dict[str, int]:
@@ -51,8 +51,8 @@ def fail(ctx: JobContext, times: int) -> dict[str, int]:
     title="Progress",
     description="Logs a line and reports progress at each step.",
     params=[
-        Param("steps", int, default=10, help="number of steps"),
-        Param("step_seconds", float, default=0.2, help="time each step takes, in seconds"),
+        Param("steps", int, default=10, help="number of steps", minimum=0, maximum=100_000),
+        Param("step_seconds", float, default=0.2, help="time each step takes, in seconds", minimum=0, maximum=60),
     ],
 )
 def progress(ctx: JobContext, steps: int, step_seconds: float) -> dict[str, int]:

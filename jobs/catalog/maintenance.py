@@ -26,7 +26,7 @@ from core.hotsql import sqlite_write_lock
 from core.mail import outbox
 from dashboard.auth.models import sessions_table
 from jobs.catalog import upkeep
-from jobs.context import JobContext, PermanentFailure
+from jobs.context import JobContext
 from jobs.models import RunItem, run_logs_table, runs_table
 from jobs.registry import Param, job_type
 from jobs.status import FINAL, RunStatus
@@ -43,16 +43,6 @@ MAX_HOURS = 24 * MAX_DAYS
 LONG_TIMEOUT_S = 6 * 3600
 NOT_FINAL = tuple(sorted(s.value for s in RunStatus if s not in FINAL))
 run_items_table = cast(Table, RunItem.__table__)
-
-
-class BadParameter(PermanentFailure):
-    """A parameter has the right type but a value the job refuses; nothing was changed, and another
-    attempt with the same value would fare no better."""
-
-
-def _check_range(name: str, value: int, low: int, high: int, unit: str) -> None:
-    if not low <= value <= high:
-        raise BadParameter(f"{name} must be a whole number of {unit} from {low} to {high}, got {value}")
 
 
 @contextmanager
@@ -132,7 +122,12 @@ def _plural(count: int, noun: str) -> str:
     ),
     params=[
         Param(
-            "idle_hours", int, default=4, help=f"hours without a request after which a session goes (1 to {MAX_HOURS})"
+            "idle_hours",
+            int,
+            default=4,
+            help=f"hours without a request after which a session goes (1 to {MAX_HOURS})",
+            minimum=1,
+            maximum=MAX_HOURS,
         )
     ],
     # Hourly: a session then lives at most an hour past its idle limit, and the delete uses the index on
@@ -141,7 +136,6 @@ def _plural(count: int, noun: str) -> str:
     exclusive=True,
 )
 def clean_idle_sessions(ctx: JobContext, idle_hours: int) -> dict[str, Any]:
-    _check_range("idle_hours", idle_hours, 1, MAX_HOURS, "hours")
     now = utcnow()
     sessions = sessions_table.c
     with _writing(ctx.engine) as conn:
@@ -172,13 +166,14 @@ def clean_idle_sessions(ctx: JobContext, idle_hours: int) -> dict[str, Any]:
             int,
             default=30,
             help=f"age in days of the undelivered messages to delete (0 to {MAX_DAYS}; 0: all of them)",
+            minimum=0,
+            maximum=MAX_DAYS,
         )
     ],
     timeout_s=LONG_TIMEOUT_S,
     exclusive=True,
 )
 def delete_undelivered_emails(ctx: JobContext, older_than_days: int) -> dict[str, Any]:
-    _check_range("older_than_days", older_than_days, 0, MAX_DAYS, "days")
     cutoff = _cutoff(older_than_days)
     removed = _Batches(ctx, [outbox]).delete(
         outbox,
@@ -211,13 +206,14 @@ def _of_settled_run(rows: FromClause) -> ColumnElement[bool]:
             int,
             default=90,
             help=f"age in days of the log lines and item results to remove (1 to {MAX_DAYS})",
+            minimum=1,
+            maximum=MAX_DAYS,
         )
     ],
     timeout_s=LONG_TIMEOUT_S,
     exclusive=True,
 )
 def purge_old_logs(ctx: JobContext, older_than_days: int) -> dict[str, Any]:
-    _check_range("older_than_days", older_than_days, 1, MAX_DAYS, "days")
     cutoff = _cutoff(older_than_days)
     batches = _Batches(ctx, [run_logs_table, run_items_table])
     lines = batches.delete(

@@ -27,6 +27,7 @@ from jobs.catalog.archive_file import ArchiveIntegrityError, ArchiveWriter, open
 from jobs.context import JobContext
 from jobs.enqueue import enqueue
 from jobs.models import RunDependency, RunItem, attempts_table, run_logs_table, runs_table
+from jobs.params import InvalidJobRequest
 from jobs.status import FINAL, RunStatus
 from tests.conftest import WorkerProcesses, free_port, wait_for
 from tests.helpers import attempts_of, run_of
@@ -199,7 +200,6 @@ def test_bad_parameters_fail_at_once_with_a_clear_message_and_change_nothing(
         ("archive.export", {**good, "path": "relative.jyarchive"}, "path: must be an absolute file path"),
         ("archive.export", {**good, "path": str(files / "taken")}, f"path: {files / 'taken'} already exists"),
         ("archive.export", {**good, "path": str(files / "no" / "a.tar")}, f"directory {files / 'no'} does not"),
-        ("archive.export", {**good, "older_than_days": 0}, "older_than_days: must be a whole number of days from 1"),
         ("archive.export", {**good, "notify": ["ops-at-example.org"]}, "notify: not email addresses"),
         ("archive.import", {"path": "relative.jyarchive"}, "path: must be an absolute file path"),
         ("archive.import", {"path": str(files / "missing")}, f"path: file {files / 'missing'} does not exist"),
@@ -211,6 +211,8 @@ def test_bad_parameters_fail_at_once_with_a_clear_message_and_change_nothing(
         run = finished(app, run_id)
         assert run.status == RunStatus.FAILED and run.error is not None and error in run.error, run.error
         assert [a.outcome for a in attempts_of(app, run_id)] == ["rejected"]  # no retry
+    with pytest.raises(InvalidJobRequest, match="older_than_days: must be at least 1, got 0"):
+        enqueue("archive.export", {**good, "older_than_days": 0}, app=app)
     assert rows_of(app, old)["runs"] == 1 and not (files / "new.jyarchive").exists()
     assert sorted(p.name for p in files.iterdir()) == ["taken"]
     with app.engine.connect() as conn:
