@@ -26,7 +26,7 @@ BUILTIN_MODULES = (
     "jobs.catalog.identity.provisioning",
     "jobs.catalog.identity.credentials", "jobs.catalog.identity.retry_provisioning",
     "jobs.catalog.identity.password_expiry",
-    "jobs.catalog.identity.directory_sync", "jobs.catalog.identity.jml",
+    "jobs.catalog.identity.directory_sync", "jobs.catalog.identity.jml", "jobs.catalog.identity.bulk_import",
 )  # fmt: skip
 
 _MISSING: Any = object()
