@@ -139,6 +139,25 @@
     apply();
   }
 
+  /* New identity: the credential box only for the types that bring their own, and the chosen type's help.
+   * Hidden, it is also disabled, so that text typed for another type is not sent. */
+  function attachIdentityType() {
+    var select = document.querySelector("[data-identity-type]");
+    if (!select) return;
+    var box = document.querySelector("[data-for-types]");
+    function apply() {
+      document.querySelectorAll("[data-type-help]").forEach(function (line) {
+        line.hidden = line.dataset.typeHelp !== select.value;
+      });
+      if (!box) return;
+      var shown = box.dataset.forTypes.split(" ").indexOf(select.value) >= 0;
+      box.hidden = !shown;
+      box.disabled = !shown;
+    }
+    select.addEventListener("change", apply);
+    apply();
+  }
+
   function attachCopy() {
     document.querySelectorAll("[data-copy]").forEach(function (button) {
       button.addEventListener("click", function () {
@@ -302,6 +321,7 @@
     attachDialogs();
     attachTypeFilter();
     attachKindHelp();
+    attachIdentityType();
     attachCopy();
     attachLiveTail();
   });

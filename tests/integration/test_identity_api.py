@@ -203,7 +203,8 @@ def test_an_import_stores_the_upload_and_starts_bulk_import(
     run = run_row(app, body["run_id"])
     params = unseal_secrets(run.params, app.settings.secret_key)
     assert (run.type, run.triggered_by, run.status) == ("identity.bulk_import", "olga", "pending")
-    assert params == {"upload_id": body["upload_id"], "dry_run": True, "continue_on_error": True}
+    expected = {"upload_id": body["upload_id"], "dry_run": True, "continue_on_error": True}
+    assert {k: v for k, v in params.items() if v is not None} == expected
     assert uploads.read(app.engine, body["upload_id"]) == ("people.csv", CSV.decode())
     # The operator follows their run.
     assert client.get(response.headers["Location"], headers=bearer(tokens["operator"])).status_code == 200
