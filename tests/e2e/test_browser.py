@@ -139,3 +139,21 @@ def test_screenshots_of_the_main_pages(app: Jobyard, page: Any) -> None:
             page.fill("#type-filter", "demo.")
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
         assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+def test_create_an_identity_with_its_credential_and_find_it_in_the_list(app: Jobyard, page: Any) -> None:
+    page.goto("/identities")
+    page.click("#new-identity")
+    box = page.locator("#credential-box")
+    page.select_option("#i-identity_type", "human_interactive")
+    assert box.is_hidden()  # provisioning sets a human's password: no box to type one in
+    page.select_option("#i-identity_type", "api_key")
+    assert box.is_visible()
+    page.fill("#i-user_name", "billing-key")
+    page.fill("#i-credential", "key-material-never-shown")
+    page.click("button[name=create]")
+    page.wait_for_url(lambda url: "/identities/new" not in url)
+    assert page.locator("h1 [data-status=provisioned]").is_visible()
+    assert "key-material-never-shown" not in page.content()
+    page.goto("/identities?status=provisioned")
+    assert page.locator("tr[data-identity=billing-key]").is_visible()
