@@ -110,7 +110,7 @@ def test_a_mover_gets_its_new_title_on_every_account_and_a_leaver_is_disabled(
     domain, idp = targets
     path = tmp_path / "hr.csv"
     start_workers(1)
-    settled(app, sync(app, write_csv(path, PEOPLE)))
+    joiners = {run.result["user_name"]: run for run in settled(app, sync(app, write_csv(path, PEOPLE)))}
 
     moved = sync(app, write_csv(path, changed(PEOPLE, "ada", title="Lead Analyst")))
     assert moved.result["events"] == {"joiner": 0, "mover": 1, "leaver": 0}
@@ -139,6 +139,12 @@ def test_a_mover_gets_its_new_title_on_every_account_and_a_leaver_is_disabled(
         assert removed.scalar_one() is not None
     replay = run_job(app, "identity.jml", **{k: v for k, v in leaver.params.items()})
     assert (replay.result["action"], replay.result["accounts"]) == ("already disabled, unchanged", [])
+    # Events that run late, after a later sync, are superseded: they do not undo what came after them.
+    late = run_job(app, "identity.jml", **joiners["bob"].params)
+    assert late.result["action"] == "superseded: the user has left since" and identity(app, "bob").disabled is True
+    late = run_job(app, "identity.jml", **joiners["ada"].params | {"event": "mover"})
+    assert late.result["action"] == "superseded: the user's attributes have changed again since"
+    assert identity(app, "ada").title == "Lead Analyst"
 
     # Bob comes back, as he was: a joiner again, which re-enables his identity and accounts.
     back = sync(app, write_csv(path, changed(PEOPLE, "ada", title="Lead Analyst")))
@@ -203,6 +209,9 @@ def test_a_sync_that_would_make_too_many_leavers_is_refused(
             conn.execute(select(func.count()).where(directory_users_table.c.removed_at.is_not(None))).scalar_one() == 0
         )
     assert jml_runs(app) == 8
+    dry = sync(app, truncated, dry_run=True)  # a dry run shows what the sync would do, and warns
+    assert dry.status == RunStatus.COMPLETED_WITH_WARNINGS and dry.result["leaver_limit_exceeded"] is True
+    assert dry.result["events"]["leaver"] == 7 and dry.result["leaver_limit"] == 5
     allowed = sync(app, truncated, max_leavers=7)
     assert allowed.result["events"]["leaver"] == 7 and allowed.result["leaver_limit"] == 7
     assert all(r.result["action"] == "disabled" for r in settled(app, allowed))

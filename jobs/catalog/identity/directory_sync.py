@@ -253,24 +253,27 @@ def directory_sync(
     ctx.info(f"{source}: {len(snapshot.users)} user(s), {len(snapshot.groups)} group(s) read")
     listed = defaults.IDENTITY_REPORT_MAX_ITEMS
     run_ids: list[str] = []
+    # No ctx logging inside this transaction: a log line is a write of its own, which on SQLite would wait for
+    # the very lock this transaction holds.
     with Session(ctx.engine) as session, session.begin():
         conn = session.connection()
         changes = compare(conn, source, snapshot)
         kinds = Counter(e.kind for e in changes.events)
         limit = _leaver_limit(changes, max_leavers)
-        too_many = kinds["leaver"] > limit
-        if too_many:
+        problem = None
+        if kinds["leaver"] > limit:
             problem = (
                 f"max_leavers: the sync would make {kinds['leaver']} of {changes.known_active} known active user(s) "
                 f"leavers, more than the limit of {limit}; check the source, or give max_leavers to allow it"
             )
             if not dry_run:
                 raise PermanentFailure(problem)
-            ctx.warning(problem)
         if not dry_run:
             _write(conn, source, changes, utcnow())
             requests = [_jml_request(ctx, source, e, platform, idp_target) for e in changes.events]
             run_ids = enqueue_many(requests, session=session, app=ctx.app) if requests else []
+    if problem is not None:
+        ctx.warning(problem)
     for event in changes.events[:listed]:
         detail = f" ({', '.join(event.changed)})" if event.changed else ""
         ctx.info(f"{event.kind}: {event.user.user_name}{detail}" + (" (dry run)" if dry_run else ""))
@@ -281,7 +284,7 @@ def directory_sync(
         "groups_seen": len(snapshot.groups), "groups_new": len(changes.groups_new),
         "groups_changed": len(changes.groups_changed), "groups_removed": len(changes.groups_removed),
         "events": {kind: kinds[kind] for kind in ("joiner", "mover", "leaver")},
-        "leaver_limit": limit, "leaver_limit_exceeded": too_many,
+        "leaver_limit": limit, "leaver_limit_exceeded": problem is not None,
         "event_list": [
             {"event": e.kind, "user_name": e.user.user_name, **({"changed": list(e.changed)} if e.changed else {})}
             for e in changes.events[:listed]

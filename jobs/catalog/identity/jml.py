@@ -8,6 +8,11 @@ wanted state with the identity's and changes only what differs, so a repeated ru
 - mover:  the identity's display name, email, department and title updated, on its accounts too.
 - leaver: the identity disabled and its accounts deactivated.
 
+Runs of one user's events may execute out of order (several workers, retries with backoff), so an event
+the source's local copy (``directory_users``, read only) no longer agrees with is skipped as superseded: a
+leaver whose user is active again, a joiner or mover whose user has left or moved on since. The later
+event's own run brings the identity to the latest state, whichever of the two runs first.
+
 Owns no table: identities.py creates identities, lifecycle.py changes them.
 """
 
@@ -15,9 +20,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
+
 from jobs.catalog.identity import identities, lifecycle
 from jobs.catalog.identity.identities import BadIdentity, IdentityExists, NewIdentity
 from jobs.catalog.identity.lifecycle import ATTRIBUTES, Outcome, UnreachableAccount
+from jobs.catalog.identity.models import directory_users_table
 from jobs.context import JobContext, PermanentFailure
 from jobs.registry import Param, job_type
 
@@ -34,6 +42,28 @@ def _attributes(attributes: dict[str, Any]) -> dict[str, str | None]:
     if bad:
         raise PermanentFailure(f"attributes: {', '.join(bad)} must be strings or null")
     return {name: value or None for name, value in attributes.items()}
+
+
+def _superseded(ctx: JobContext, event: str, source: str, user_name: str, wanted: dict[str, str | None]) -> str | None:
+    """Why a later sync has made this event stale, or None. A joiner then takes the user's attributes as the
+    source has them now (a mover may have come first and found no identity to move). A user the source has no
+    row for (a run started by hand) is taken as the parameters say."""
+    u = directory_users_table.c
+    query = select(directory_users_table).where(u.source == source, func.lower(u.user_name) == user_name.lower())
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(query).all()
+    if not rows:
+        return None
+    current = next((r for r in rows if r.active and r.removed_at is None), None)
+    if event == "leaver":
+        return None if current is None else "the user is active again"
+    if current is None:
+        return "the user has left since"
+    if event == "joiner":
+        wanted.update((name, getattr(current, name)) for name in ATTRIBUTES)
+    elif any(getattr(current, name) != value for name, value in wanted.items()):
+        return "the user's attributes have changed again since"
+    return None
 
 
 def _report(ctx: JobContext, user_name: str, action: str, outcome: Outcome) -> None:
@@ -108,6 +138,10 @@ def jml(
         raise PermanentFailure(f"source: must be 1 to {MAX_SOURCE} characters")
     wanted = _attributes(attributes)
     runs: dict[str, str] = {}
+    if (stale := _superseded(ctx, event, source, user_name, wanted)) is not None:
+        ctx.info(f"{user_name}: {event} superseded by a later directory sync ({stale}); nothing to do")
+        return {"event": event, "user_name": user_name, "action": f"superseded: {stale}", "changed": [],
+                "accounts": [], "missing_accounts": [], "runs": {}}  # fmt: skip
     try:
         if event == "joiner":
             action, outcome, runs = _join(ctx, source, user_name, wanted, platform, idp_target)
