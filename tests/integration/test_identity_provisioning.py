@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from jobs.catalog.identity.models import identities_table, operations_table
 from jobs.catalog.identity.provisioning import password_secret
 from jobs.status import RunStatus
 from tests.conftest import WorkerProcesses
+from tests.helpers import attempts_of
 from tests.integration.test_catalog_certificates import count, finished, run_job
 from tests.scim import ScimServer
 
@@ -168,3 +170,70 @@ def test_an_unreachable_target_fails_the_attempt_and_records_the_error(
         error = conn.execute(select(operations_table.c.last_error)).scalar_one()
     assert "RequestNetworkException" in error
     assert identity_row(app, "ada").status == "pending"
+
+
+class EchoingTarget:
+    """A SCIM target that refuses every user creation with an error echoing the request body, as a password
+    policy check may ("password <value> is too weak"); every other request goes on to a real scim2-server."""
+
+    def __init__(self, upstream: ScimServer) -> None:
+        import http.server
+        import threading
+
+        import httpx2
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.command == "POST" and self.path.rstrip("/").endswith("/Users"):
+                    status, content = 400, json.dumps({
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"], "status": "400",
+                        "scimType": "invalidValue", "detail": f"refused by the password policy: {body.decode()}",
+                    }).encode()  # fmt: skip
+                    content_type = "application/scim+json"
+                else:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() in ("authorization", "content-type")}
+                    answer = httpx2.request(self.command, f"http://127.0.0.1:{upstream.port}{self.path}",
+                                            headers=headers, content=body or None, timeout=10)  # fmt: skip
+                    status, content = answer.status_code, answer.content
+                    content_type = answer.headers.get("content-type", "application/scim+json")
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v2"
+        self.token = upstream.token
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_target_echoing_the_initial_password_in_its_error_never_gets_it_recorded(
+    app: Jobyard, scim_target: ScimServer, start_workers: Workers
+) -> None:
+    echoing = EchoingTarget(scim_target)
+    try:
+        targets.save(app.engine, "gws", role="domain", base_url=echoing.url, token=echoing.token, by="t")
+        created = identities.create(app, human(identity_type="shared_managed"), by="alice")
+        start_workers(1)
+        run = finished(app, created.runs["create_domain_user"], statuses=frozenset({RunStatus.RETRYING}))
+    finally:
+        echoing.close()
+    password = vault.get(app.engine, password_secret(created.identity_id))
+    with app.engine.connect() as conn:
+        last_error = conn.execute(select(operations_table.c.last_error)).scalar_one()
+    [attempt] = attempts_of(app, run.id)
+    assert last_error is not None and "password policy" in last_error  # the target's reason is kept...
+    assert attempt.error_message is not None and "password policy" in attempt.error_message
+    recorded = [last_error, attempt.error_message, attempt.traceback, run.error, repr(run.result)]
+    assert not [text for text in recorded if text and password in text]  # ...but never the password

@@ -3,12 +3,14 @@
 Both are idempotent: an operation already done returns at once, and a user the target already holds under
 the identity's userName is adopted rather than created twice (a previous attempt may have created it and
 died before recording it). A domain user's initial password is generated once and kept in the vault as
-``identity:<id>:password`` before it is sent, so every attempt sends the same one.
+``identity:<id>:password`` before it is sent, so every attempt sends the same one. A target's error quoting
+it (a password policy check may) is recorded with the password masked, in the operation and the attempt alike.
 """
 
 from __future__ import annotations
 
 import secrets
+import traceback
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +29,11 @@ PARAMS = [
     Param("identity_id", int, help="The identity to provision.", minimum=1),
     Param("target", str, help="The SCIM target (its name) to provision it on."),
 ]
+
+
+class ProvisioningFailed(RuntimeError):
+    """The target refused the user and its answer quoted the initial password (a password policy check may):
+    the same failure, with the password masked and the cause, which holds it, left out."""
 
 
 def password_secret(identity_id: int) -> str:
@@ -79,8 +86,9 @@ def provision(ctx: JobContext, identity_id: int, target: str, operation: str) ->
         return {"identity": identity.user_name, "target": target, "remote_id": op.remote_id, "changed": False}
     attributes = _attributes(identity)
     with_password = operation == "create_domain_user"
-    if with_password:
-        attributes["password"] = _initial_password(ctx, identity_id)
+    password = _initial_password(ctx, identity_id) if with_password else None
+    if password is not None:
+        attributes["password"] = password
     o = operations_table.c
     try:
         with connect(ctx.engine, target) as scim:
@@ -88,12 +96,18 @@ def provision(ctx: JobContext, identity_id: int, target: str, operation: str) ->
     except TargetNotFound as exc:
         raise PermanentFailure(f"target: {exc}") from None
     except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        quoted = password is not None and password in "".join(traceback.format_exception(exc))
+        if password is not None:
+            reason = reason.replace(password, vault.masked(password))
         with ctx.engine.begin() as conn:
             conn.execute(
                 update(operations_table)
                 .where(o.identity_id == identity_id, o.operation == operation, o.target == target)
-                .values(last_error=f"{type(exc).__name__}: {exc}"[:2000], run_id=ctx.run_id)
+                .values(last_error=reason[:2000], run_id=ctx.run_id)
             )
+        if quoted:  # the attempt's record (message, traceback) must not hold it either
+            raise ProvisioningFailed(f"{target} refused {identity.user_name}: {reason}") from None
         raise
     now = utcnow()
     with ctx.engine.begin() as conn:
