@@ -98,6 +98,9 @@ def test_a_self_credentialed_identity_is_provisioned_at_once_without_a_run(app: 
         (NewIdentity("ada", "human_interactive", credential="x"), {"credential"}),
         (NewIdentity("ada", "human_interactive"), {"identity_type"}),  # no identity provider target
         (NewIdentity("mail", "shared_managed", platform="slack"), {"platform"}),
+        # A line break would reach the To: header of a password expiry mail; PostgreSQL refuses NUL.
+        (NewIdentity("key-1", "api_key", credential="k", email="ada@example.org\nbcc:eve@example.org"), {"email"}),
+        (NewIdentity("key-1", "api_key", credential="k", email="ada\x00@example.org"), {"email"}),
     ],
 )
 def test_a_bad_identity_is_refused_naming_its_fields(app: Jobyard, new: NewIdentity, fields: set[str]) -> None:

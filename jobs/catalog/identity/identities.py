@@ -119,7 +119,9 @@ def plan(conn: Connection, new: NewIdentity) -> Plan:
     if isinstance(new.platform, str) and MAX_PLATFORM < len(new.platform) <= MAX_TEXT:  # identities.platform
         errors.append(FieldError("platform", f"must be at most {MAX_PLATFORM} characters"))
     email = new.email
-    if email and (not isinstance(email, str) or "@" not in email or " " in email or len(email) > 320):
+    # No space or control character: the address goes into a mail's To: header (password expiry warning).
+    if email and (not isinstance(email, str) or "@" not in email or len(email) > 320
+                  or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in email)):  # fmt: skip
         errors.append(FieldError("email", f"is not an email address: {new.email!r}"))
     self_credentialed = new.identity_type in SELF_CREDENTIALED
     if self_credentialed:
