@@ -110,6 +110,18 @@ def test_a_bad_identity_is_refused_naming_its_fields(app: Jobyard, new: NewIdent
     assert count(app, identities_table) == 0 and vault.names(app.engine) == []
 
 
+def test_two_creations_of_one_user_name_at_once_give_one_identity_and_exists_to_the_other(
+    app: Jobyard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new = NewIdentity("key-1", "api_key", credential="k1")
+    identities.create(app, new, by="alice")
+    # The other creation looked before the first committed: its own check found nothing.
+    monkeypatch.setattr(identities, "_taken", lambda conn, user_name: False)
+    with pytest.raises(IdentityExists):
+        identities.create(app, NewIdentity("key-1", "api_key", credential="k2"), by="bob")
+    assert count(app, identities_table) == 1 and len(vault.names(app.engine)) == 1  # its credential rolled back
+
+
 def test_a_human_identity_gets_a_domain_user_and_an_sso_user(
     app: Jobyard, two_targets: tuple[ScimServer, ScimServer], start_workers: Workers
 ) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core import vault
@@ -189,23 +190,29 @@ def _create(app: Jobyard, new: NewIdentity, *, by: str, source: str, session: Se
     if dry_run:
         return Created(0, "provisioned" if not planned.operations else "pending", {})
     now = utcnow()
-    secret: str | None = None
-    if new.identity_type in SELF_CREDENTIALED:
-        assert new.credential is not None
-        secret = f"identity:{uuid.uuid4().hex}:credential"
-        vault.put(app.engine, secret, new.credential, by, conn=conn)  # commits or rolls back with the identity
     status = "pending" if planned.operations else "provisioned"
-    identity_id = conn.execute(
-        insert(identities_table)
-        .values(
-            user_name=new.user_name, display_name=new.display_name or None, email=new.email or None,
-            identity_type=new.identity_type, platform=new.platform or None, department=new.department or None,
-            title=new.title or None, status=status, disabled=False, source=source, credential_secret=secret,
-            password_expires_at=None, created_at=now, created_by=by, updated_at=now,
-            provisioned_at=None if planned.operations else now,
-        )
-        .returning(identities_table.c.id)
-    ).scalar_one()  # fmt: skip
+    try:
+        # A savepoint: the same name created meanwhile by another transaction (the check above could not see it)
+        # undoes this identity and its credential alone, and the caller's transaction stays usable.
+        with session.begin_nested():
+            secret: str | None = None
+            if new.identity_type in SELF_CREDENTIALED:
+                assert new.credential is not None
+                secret = f"identity:{uuid.uuid4().hex}:credential"
+                vault.put(app.engine, secret, new.credential, by, conn=conn)  # commits or rolls back with it
+            identity_id = conn.execute(
+                insert(identities_table)
+                .values(
+                    user_name=new.user_name, display_name=new.display_name or None, email=new.email or None,
+                    identity_type=new.identity_type, platform=new.platform or None,
+                    department=new.department or None, title=new.title or None, status=status, disabled=False,
+                    source=source, credential_secret=secret, password_expires_at=None, created_at=now,
+                    created_by=by, updated_at=now, provisioned_at=None if planned.operations else now,
+                )
+                .returning(identities_table.c.id)
+            ).scalar_one()  # fmt: skip
+    except IntegrityError:  # user_name is the one unique column, and the secret's name is new
+        raise IdentityExists(new.user_name) from None
     runs: dict[str, str] = {}
     for operation, target in planned.operations:
         run_id = enqueue(
