@@ -100,12 +100,13 @@ def status_condition(status: str) -> ColumnElement[bool]:
     if status == "provisioned":
         return and_(enabled, _i.status == "provisioned")
     unfinished = and_(enabled, _i.status != "provisioned")
+    stopped = identities.STOPPED_RUN_STATUSES
     if status == "failed":
-        return and_(unfinished, _open_run_in("failed"))
+        return and_(unfinished, _open_run_in(*stopped))
     if status == "retrying":
-        return and_(unfinished, ~_open_run_in("failed"), _open_run_in("retrying"))
+        return and_(unfinished, ~_open_run_in(*stopped), _open_run_in("retrying"))
     if status == "pending":
-        return and_(unfinished, ~_open_run_in("failed", "retrying"))
+        return and_(unfinished, ~_open_run_in(*stopped, "retrying"))
     raise ValueError(f"unknown display status {status!r}")
 
 

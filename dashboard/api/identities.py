@@ -56,7 +56,8 @@ def identity_out(detail: dict[str, Any]) -> dict[str, Any]:
     "/identities",
     summary="List identities",
     description="Newest first, in pages cut by `cursor`. `status` is the display status: a pending identity "
-    "whose provisioning run failed is `failed`, one whose run is waiting for another attempt `retrying`.",
+    "whose provisioning run failed or was cancelled is `failed`, one whose run is waiting for another attempt "
+    "`retrying`.",
     tag="identities",
     query=(
         QueryParam("status", identity_schemas.DISPLAY_STATUS, "only identities showing this status"),

@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 from core import vault
 from core.app import Jobyard
 from dashboard.auth.audit import entries
+from jobs.cancel import cancel_run
 from jobs.catalog.identity import targets, uploads
 from jobs.catalog.identity.models import identities_table, uploads_table
 from jobs.models import runs_table
@@ -178,6 +179,18 @@ def test_the_list_filters_by_display_status_type_and_name_and_pages(
     assert bad.status_code == 422 and {e["field"] for e in bad.json["errors"]} == {"status", "limit"}
     for missing in ("999", "0", "x", "99999999999"):
         assert client.get(f"{API}/identities/{missing}", headers=headers).status_code == 404
+
+
+def test_an_identity_whose_provisioning_run_was_cancelled_shows_as_failed(
+    app: Jobyard, web: Any, tokens: dict[str, str], sso: None
+) -> None:
+    client, headers = web.test_client(), bearer(tokens["admin"])
+    created = client.post(f"{API}/identities", json=HUMAN, headers=headers).json
+    cancel_run(app, created["operations"][0]["run_id"], by="alice")  # nothing will provision it now
+    assert client.get(f"{API}/identities/{created['id']}", headers=headers).json["display_status"] == "failed"
+    for status, listed in (("failed", ["ada"]), ("pending", [])):
+        answer = client.get(f"{API}/identities", query_string={"status": status}, headers=headers).json
+        assert [i["user_name"] for i in answer["identities"]] == listed
 
 
 @pytest.mark.parametrize("as_multipart", [True, False], ids=["multipart", "text-csv"])

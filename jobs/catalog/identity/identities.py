@@ -49,6 +49,8 @@ USER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,199}$")
 MAX_TEXT = 200
 MAX_PLATFORM = 100
 MAX_CREDENTIAL = 16_384
+# Run statuses after which nothing more happens to an operation unless a person retries it: shown as failed.
+STOPPED_RUN_STATUSES = ("failed", "cancelled")
 
 
 class BadIdentity(ValueError):
@@ -250,13 +252,13 @@ def mark_done(conn: Connection, identity_id: int, operation: str, target: str, r
 
 
 def display_status(status: str, run_statuses: list[str], disabled: bool) -> str:
-    """What a page shows for an identity: disabled, provisioned, failed (a provisioning run failed and no retry
-    is under way), retrying, or pending."""
+    """What a page shows for an identity: disabled, provisioned, failed (a provisioning run failed or was
+    cancelled, and no retry is under way), retrying, or pending."""
     if disabled:
         return "disabled"
     if status == "provisioned":
         return "provisioned"
-    if "failed" in run_statuses:
+    if any(run_status in STOPPED_RUN_STATUSES for run_status in run_statuses):
         return "failed"
     if "retrying" in run_statuses:
         return "retrying"
