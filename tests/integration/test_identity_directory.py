@@ -235,6 +235,7 @@ def test_bad_parameters_fail_the_run_naming_the_field_and_change_nothing(
     app: Jobyard, targets: tuple[ScimServer, ScimServer], start_workers: Workers, tmp_path: Path,
     params: dict[str, Any], message: str,
 ) -> None:  # fmt: skip
+    params = dict(params)  # the parametrized dict is shared by both databases' runs
     if params.get("path") == "HEADER":
         params["path"] = write_csv(tmp_path / "bad.csv", [{"login": "ada", "shoe_size": "9"}], ["login", "shoe_size"])
     elif params.get("path") == "ROWS":
