@@ -64,6 +64,7 @@ def test_a_target_token_is_kept_in_the_vault_and_shown_masked(app: Jobyard, scim
         ({"role": "mailer"}, "role"),
         ({"base_url": "ftp://example.org"}, "base_url"),
         ({"base_url": "http://example.org/v2?x=1"}, "base_url"),
+        ({"base_url": "https://scim:hunter2@example.org/v2"}, "base_url"),  # would be shown and audited in clear
         ({"token": "two words"}, "token"),
         ({"token": None}, "token"),
     ],

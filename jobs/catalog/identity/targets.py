@@ -70,6 +70,9 @@ def _check(name: str, role: str, base_url: str, token: str | None) -> None:
         raise BadTarget("base_url", f"must be an http(s) URL with a host, got {base_url!r}")
     if parts.query or parts.fragment:
         raise BadTarget("base_url", "must not carry a query or a fragment")
+    if parts.username is not None or parts.password is not None:
+        # The URL is listed, audited and printed in clear: a credential goes in the token, kept in the vault.
+        raise BadTarget("base_url", "must not carry a user name or password; give the token instead")
     if token is not None and (not token.strip() or len(token) > 4096 or any(c in token for c in "\r\n\x00 ")):
         raise BadTarget("token", "must be 1 to 4096 characters without spaces or line breaks")
 
