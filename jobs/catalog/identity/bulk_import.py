@@ -93,6 +93,12 @@ def parse(field_name: str, text: str) -> list[Row]:
     unknown = sorted({c for c in header if c not in COLUMNS})
     repeated = sorted({c for c in header if header.count(c) > 1})
     if missing or unknown or repeated:
+        if field_name == "path":
+            # A path may name any file the worker can read, which whoever starts the run may not: the first line
+            # of a key file or of /proc/self/environ must not come back as "unknown columns". An upload's
+            # header is the uploader's own, and is quoted.
+            unknown = [f"{len(unknown)} (not quoted from a file on the worker's disk)"] if unknown else []
+            repeated = [f"{len(repeated)} (not quoted)"] if repeated else []
         problems = [f"{label} column(s): {', '.join(names)}" for label, names in
                     (("missing", missing), ("unknown", unknown), ("repeated", repeated)) if names]  # fmt: skip
         known = f"; the columns are {', '.join(COLUMNS)} ({', '.join(REQUIRED)} required)"
