@@ -86,8 +86,17 @@ def _text(upload_id: int | None, path: str | None, engine: Any) -> tuple[str, st
 
 
 def parse(field_name: str, text: str) -> list[Row]:
-    """The file's rows; raises PermanentFailure naming `field_name` for a bad header or too many rows."""
+    """The file's rows; raises PermanentFailure naming `field_name` for a bad header, too many rows, or text the
+    CSV reader refuses (a field longer than its limit)."""
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _rows(field_name, reader)
+    except csv.Error as exc:  # its message quotes nothing of the file
+        where = f"the row starting on line {reader.line_num + 1}"  # line_num: the lines read before it
+        raise PermanentFailure(f"{field_name}: not readable as CSV, {where}: {exc}") from None
+
+
+def _rows(field_name: str, reader: csv.DictReader[str]) -> list[Row]:
     header = [(name or "").strip().lower() for name in reader.fieldnames or []]
     missing = [c for c in REQUIRED if c not in header]
     unknown = sorted({c for c in header if c not in COLUMNS})
