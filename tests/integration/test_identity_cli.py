@@ -123,6 +123,9 @@ def test_identities_are_created_with_their_runs_and_listed(app: Jobyard, tmp_pat
         (("ada", "--type", "human_interactive"), "needs an identity provider target"),
         (("ada", "--type", "human_interactive", "--email", "nope"), "email: is not an email address"),
         (("svc", "--type", "robot"), "'robot' is not one of"),
+        # Bytes that are not UTF-8 on the command line (a lone surrogate in Python): no database stores them.
+        (("svc", "--type", "api_key", "--credential-file", "-", "--display-name", "Ada\udcff"), "display_name: must"),
+        (("svc", "--type", "api_key", "--credential-file", "-", "--email", "a\udcff@example.org"), "email: is not"),
     ],
 )
 def test_a_bad_identity_exits_2_naming_the_field_and_stores_nothing(

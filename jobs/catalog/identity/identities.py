@@ -94,6 +94,18 @@ class Plan:
     operations: list[tuple[str, str]]  # (operation, target)
 
 
+def _unstorable(value: str) -> bool:
+    """NUL (PostgreSQL refuses it) or a lone surrogate (bytes that are not UTF-8 on a command line), which no
+    database encodes."""
+    if "\x00" in value:
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _text(errors: list[FieldError], name: str, value: Any, *, required: bool = False) -> None:
     if value is None or value == "":
         if required:
@@ -101,8 +113,8 @@ def _text(errors: list[FieldError], name: str, value: Any, *, required: bool = F
         return
     if not isinstance(value, str):
         errors.append(FieldError(name, "must be a string"))
-    elif len(value) > MAX_TEXT or "\x00" in value:
-        errors.append(FieldError(name, f"must be at most {MAX_TEXT} characters, without NUL"))
+    elif len(value) > MAX_TEXT or _unstorable(value):
+        errors.append(FieldError(name, f"must be at most {MAX_TEXT} characters of UTF-8 text, without NUL"))
 
 
 def _roles(conn: Connection) -> dict[str, str]:
@@ -122,16 +134,17 @@ def plan(conn: Connection, new: NewIdentity) -> Plan:
     if isinstance(new.platform, str) and MAX_PLATFORM < len(new.platform) <= MAX_TEXT:  # identities.platform
         errors.append(FieldError("platform", f"must be at most {MAX_PLATFORM} characters"))
     email = new.email
-    # No space or control character: the address goes into a mail's To: header (password expiry warning).
-    if email and (not isinstance(email, str) or "@" not in email or len(email) > 320
-                  or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in email)):  # fmt: skip
+    # No space, control character or lone surrogate (isprintable): the address goes into a mail's To: header
+    # (password expiry warning), and into the database.
+    if email and (not isinstance(email, str) or "@" not in email or " " in email or not email.isprintable()
+                  or len(email) > 320):  # fmt: skip
         errors.append(FieldError("email", f"is not an email address: {new.email!r}"))
     self_credentialed = new.identity_type in SELF_CREDENTIALED
     if self_credentialed:
         if not isinstance(new.credential, str) or not new.credential.strip():
             errors.append(FieldError("credential", f"is required for a {new.identity_type} identity"))
-        elif len(new.credential) > MAX_CREDENTIAL:
-            errors.append(FieldError("credential", f"must be at most {MAX_CREDENTIAL} characters"))
+        elif len(new.credential) > MAX_CREDENTIAL or _unstorable(new.credential):
+            errors.append(FieldError("credential", f"must be at most {MAX_CREDENTIAL} characters of UTF-8 text"))
     elif new.credential:
         problem = f"is not taken for a {new.identity_type} identity (provisioning sets it)"
         errors.append(FieldError("credential", problem))
