@@ -73,6 +73,10 @@ def test_a_target_is_added_from_stdin_listed_masked_updated_and_removed(app: Job
         (("add", "gws", "--role", "domain", "--url", "https://x", "--token-file", "/nonexistent"), "", "cannot read"),
         (("add", "gws", "--role", "mailer", "--url", "https://x.example.org"), TOKEN, "'mailer' is not one of"),
         (("remove", "nope"), "", "no SCIM target named 'nope'"),
+        # Bytes that are not UTF-8 on the command line (a lone surrogate in Python): no database stores them.
+        (("add", "gws", "--role", "domain", "--url", "https://h\udcff.example.org/v2"), TOKEN, "base_url: "),
+        # An HTTP header carries ASCII only: a token that is not would fail every provisioning run.
+        (("add", "gws", "--role", "domain", "--url", "https://x.example.org"), "t\u00f6ken", "token: must be"),
     ],
 )  # fmt: skip
 def test_a_bad_target_exits_2_with_the_reason_and_stores_nothing(

@@ -57,6 +57,15 @@ def secret_name(target: str) -> str:
     return f"scim-target:{target}"
 
 
+def _utf8(text: str) -> bool:
+    """False for a lone surrogate (bytes that are not UTF-8 on a command line), which no database encodes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check(name: str, role: str, base_url: str, token: str | None) -> None:
     if not NAME_PATTERN.match(name or ""):
         raise BadTarget("name", "must be 1 to 100 lowercase letters, digits, '.', '_' or '-', starting alphanumeric")
@@ -66,15 +75,16 @@ def _check(name: str, role: str, base_url: str, token: str | None) -> None:
         parts = urlsplit(base_url or "")
     except ValueError:  # "http://[::1": an unclosed IPv6 host
         raise BadTarget("base_url", f"is not a URL: {base_url!r}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(base_url) > 1000:
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(base_url) > 1000 or not _utf8(base_url):
         raise BadTarget("base_url", f"must be an http(s) URL with a host, got {base_url!r}")
     if parts.query or parts.fragment:
         raise BadTarget("base_url", "must not carry a query or a fragment")
     if parts.username is not None or parts.password is not None:
         # The URL is listed, audited and printed in clear: a credential goes in the token, kept in the vault.
         raise BadTarget("base_url", "must not carry a user name or password; give the token instead")
-    if token is not None and (not token.strip() or len(token) > 4096 or any(c in token for c in "\r\n\x00 ")):
-        raise BadTarget("token", "must be 1 to 4096 characters without spaces or line breaks")
+    # Sent in an HTTP header, which carries printable ASCII only: any other token would fail every run.
+    if token is not None and (not token or len(token) > 4096 or any(not "!" <= c <= "~" for c in token)):
+        raise BadTarget("token", "must be 1 to 4096 printable ASCII characters, without spaces or line breaks")
 
 
 def save(engine: Engine, name: str, *, role: str, base_url: str, token: str | None, by: str) -> bool:
