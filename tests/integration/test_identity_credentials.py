@@ -102,6 +102,26 @@ def test_rotation_stores_a_new_version_sets_it_on_the_target_and_moves_the_expir
     assert held_password(gws, "mailroom") == latest
 
 
+def test_an_initial_password_left_unconfirmed_by_provisioning_is_still_rotated(
+    app: Jobyard, gws: ScimServer, start_workers: Workers
+) -> None:
+    start_workers(1)
+    identity_id = provisioned(app)
+    name = password_secret(identity_id)
+    initial = vault.get(app.engine, name)
+    # Create domain user died between recording its operation as done and confirming the password (and its
+    # retry found the operation done): the target took the initial password, which is not a rotation pending.
+    with app.engine.begin() as conn:
+        conn.execute(update(vault.vault_secrets_table).values(confirmed_at=None))
+
+    run = run_job(app, ROTATE, identity_id=identity_id, reason="pam-checkin")
+
+    assert run.status == RunStatus.COMPLETED and run.result is not None and run.result["sent_again"] is False
+    new = vault.get(app.engine, name)
+    assert new != initial and vault.version(app.engine, name) == 2
+    assert held_password(gws, "mailroom") == new  # the password the PAM session saw no longer works
+
+
 def test_a_target_that_is_down_keeps_the_old_password_and_the_retry_sends_the_same_new_one(
     app: Jobyard, gws: ScimServer, start_workers: Workers
 ) -> None:

@@ -9,6 +9,7 @@ is pushed again, not replaced: storing another one would drop the previous versi
 password the target still accepts. So an attempt that fails leaves the target on the old password and the
 vault holding both, and the next attempt (the run's own retry, Retry failed provisioning, or another run)
 sends the same new one; the vault's version number rises once per rotation, however many attempts it takes.
+An unconfirmed initial password (provisioning died before confirming it) is no pending rotation: it is replaced.
 
 The type is exclusive: two rotations of one identity at once could store two versions and push them in the
 other order. A self-credentialed identity (service account, API key, ...) has no domain account here: its
@@ -82,7 +83,10 @@ def _account(ctx: JobContext, identity_id: int) -> tuple[Any, Any]:
 def _password(ctx: JobContext, name: str) -> tuple[str, int, bool]:
     """The password to push, its vault version, and whether it was stored by an earlier attempt."""
     try:
-        pending = not vault.is_confirmed(ctx.engine, name)
+        # A rotation left pending keeps the version it replaces. An unconfirmed first version has none: it is the
+        # initial password, which the target took (its domain user is done) before provisioning could confirm
+        # it; sending it "again" would leave the password the rotation is meant to retire in place.
+        pending = not vault.is_confirmed(ctx.engine, name) and vault.get_previous(ctx.engine, name) is not None
     except vault.SecretNotFound:
         pending = False
     if pending:
