@@ -130,6 +130,9 @@ PASSWORD_EXPIRY_WARNING_DAYS = 14
 # Bulk import refuses a CSV larger than this, and more rows than this.
 BULK_IMPORT_MAX_BYTES = 2 * 1024 * 1024
 BULK_IMPORT_MAX_ROWS = 20_000
+# A Bulk import upload (it may hold credentials, encrypted) is kept at most this long: one that a dry or failed run
+# left behind is pruned by a later upload, and no run reads it once expired.
+IDENTITY_UPLOAD_RETENTION_S = 7 * 24 * 3600
 # Directory sync: a sync that would make leavers of more than this share of the source's known active users, and
 # more than this many, fails unless its max_leavers allows them (an empty or truncated source must not disable
 # everyone).

@@ -67,7 +67,8 @@ def _text(upload_id: int | None, path: str | None, engine: Any) -> tuple[str, st
         try:
             filename, text = uploads.read(engine, upload_id)
         except uploads.UploadNotFound:
-            raise PermanentFailure(f"upload_id: no upload {upload_id} (already imported, or never stored)") from None
+            why = "already imported, expired, or never stored"
+            raise PermanentFailure(f"upload_id: no upload {upload_id} ({why})") from None
         return f"upload {upload_id} ({filename})", text
     assert path is not None
     file = Path(path)

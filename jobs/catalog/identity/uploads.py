@@ -2,13 +2,16 @@
 
 A file may carry credentials (the ``credential`` column of self-credentialed identities), so its content is
 stored Fernet-encrypted under the vault keys, and Bulk import discards it once a real (not dry) run has
-imported it. Change Vault Key does not re-encrypt uploads: they live minutes, and a retired key stays in the
-ring until the operator drops it.
+imported it. An upload that no real run imported (a dry run's, a failed run's, one never imported) is kept
+IDENTITY_UPLOAD_RETENTION_S at most: `store` prunes older ones in its own transaction, and `read` refuses an
+expired one not pruned yet, as if it were gone. Change Vault Key does not re-encrypt uploads: they live days at
+most, and a retired key stays in the ring until the operator drops it.
 """
 
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, delete, insert, select
 
@@ -27,6 +30,10 @@ class UploadNotFound(LookupError):
         self.upload_id = upload_id
 
 
+def _oldest_kept() -> datetime:
+    return utcnow() - timedelta(seconds=defaults.IDENTITY_UPLOAD_RETENTION_S)
+
+
 def store(engine: Engine, filename: str, data: bytes, by: str) -> int:
     """Stores an uploaded CSV file and returns its id. Refuses an empty, oversized or non-UTF-8 file."""
     if not data.strip():
@@ -42,6 +49,7 @@ def store(engine: Engine, filename: str, data: bytes, by: str) -> int:
     name = (filename or "upload.csv").replace("\\", "/").rsplit("/", 1)[-1][:255] or "upload.csv"
     sealed = crypto.encrypt(crypto.secret_key_of(engine), content)
     with engine.begin() as conn:
+        conn.execute(delete(uploads_table).where(uploads_table.c.uploaded_at < _oldest_kept()))
         return int(
             conn.execute(
                 insert(uploads_table)
@@ -55,10 +63,12 @@ def store(engine: Engine, filename: str, data: bytes, by: str) -> int:
 
 
 def read(engine: Engine, upload_id: int) -> tuple[str, str]:
-    """(filename, content) of an upload."""
+    """(filename, content) of an upload; UploadNotFound if there is none or it is older than the retention."""
     u = uploads_table.c
     with engine.connect() as conn:
-        row = conn.execute(select(u.filename, u.content).where(u.id == upload_id)).first()
+        row = conn.execute(
+            select(u.filename, u.content).where(u.id == upload_id, u.uploaded_at >= _oldest_kept())
+        ).first()
     if row is None:
         raise UploadNotFound(upload_id)
     return str(row.filename), crypto.decrypt(crypto.secret_key_of(engine), row.content)
