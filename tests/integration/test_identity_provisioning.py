@@ -157,19 +157,40 @@ def test_provisioning_twice_creates_nothing_more(
         identities.create(app, human(user_name="ADA"), by="alice")
 
 
-def test_a_user_the_target_already_holds_is_adopted(
+def test_its_own_user_left_by_an_attempt_that_died_is_taken_over(
     app: Jobyard, two_targets: tuple[ScimServer, ScimServer], start_workers: Workers
 ) -> None:
     domain, _ = two_targets
-    with domain.client() as scim:
-        model = scim.get_resource_model("User")
-        existing = scim.create(model(user_name="ada"))
     created = identities.create(app, human(), by="alice")
+    with domain.client() as scim:  # as an attempt that created the user and died before recording it
+        model = scim.get_resource_model("User")
+        existing = scim.create(model(user_name="ada", external_id=f"jobyard:{created.identity_id}"))
     start_workers(1)
     run = finished(app, created.runs["create_domain_user"])
     assert run.status == RunStatus.COMPLETED
     assert run.result["remote_id"] == existing.id and run.result["changed"] is False
     assert len(domain.users()) == 1
+
+
+def test_someone_elses_user_of_that_name_is_refused_not_taken_over(
+    app: Jobyard, two_targets: tuple[ScimServer, ScimServer], start_workers: Workers
+) -> None:
+    domain, _ = two_targets
+    with domain.client() as scim:
+        model = scim.get_resource_model("User")
+        stranger = scim.create(model(user_name="ada", display_name="Another Ada", external_id="hr-77"))
+    created = identities.create(app, human(), by="alice")
+    start_workers(1)
+    run = finished(app, created.runs["create_domain_user"])
+    assert run.status == RunStatus.FAILED and run.attempt_count == 1  # rejected: another try cannot help
+    assert run.error is not None and "already holds a user named 'ada' that Jobyard did not create" in run.error
+    with app.engine.connect() as conn:
+        op = conn.execute(select(operations_table).where(operations_table.c.operation == "create_domain_user")).one()
+    assert op.done_at is None and op.remote_id is None and "hr-77" in op.last_error
+    [user] = domain.users(userName="ada")
+    assert (user.id, user.display_name, user.external_id) == (stranger.id, "Another Ada", "hr-77")
+    row = identity_row(app, "ada")
+    assert row.status == "pending" and row.credential_secret is None and row.password_expires_at is None
 
 
 def test_an_unreachable_target_fails_the_attempt_and_records_the_error(
@@ -253,3 +274,25 @@ def test_a_target_echoing_the_initial_password_in_its_error_never_gets_it_record
     assert attempt.error_message is not None and "password policy" in attempt.error_message
     recorded = [last_error, attempt.error_message, attempt.traceback, run.error, repr(run.result)]
     assert not [text for text in recorded if text and password in text]  # ...but never the password
+
+
+def test_moving_a_target_to_another_host_needs_its_token_again(app: Jobyard, scim_target: ScimServer) -> None:
+    scim_target.register(app, "gws", "domain")
+    # Same host, another path: the stored token stays valid for it.
+    assert not targets.save(app.engine, "gws", role="domain", base_url=scim_target.url + "/x", token=None, by="t")
+    elsewhere = "https://elsewhere.example.org/v2"
+    with pytest.raises(targets.BadTarget) as refused:
+        targets.save(app.engine, "gws", role="domain", base_url=elsewhere, token=None, by="t")
+    assert refused.value.field == "token"
+    assert targets.get(app.engine, "gws").base_url == scim_target.url + "/x"
+    assert not targets.save(app.engine, "gws", role="domain", base_url=elsewhere, token="new", by="t")
+    assert targets.get(app.engine, "gws").base_url == elsewhere
+    assert vault.get(app.engine, targets.secret_name("gws")) == "new"
+    assert vault.get_previous(app.engine, targets.secret_name("gws")) is None
+
+
+def test_a_user_name_differing_only_in_case_is_one_identity(app: Jobyard) -> None:
+    identities.create(app, NewIdentity("Svc.Backup", "service_account", credential="k"), by="alice")
+    with pytest.raises(IdentityExists):
+        identities.create(app, NewIdentity("svc.backup", "api_key", credential="k2"), by="alice")
+    assert count(app, identities_table) == 1 and identity_row(app, "Svc.Backup").user_name_folded == "svc.backup"

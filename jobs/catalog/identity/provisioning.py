@@ -1,8 +1,12 @@
 """Create domain user and Provision identity provider user (seed 003): one run per (identity, target).
 
 Both are idempotent: an operation already done returns at once, and a user the target already holds under
-the identity's userName is adopted rather than created twice (a previous attempt may have created it and
-died before recording it). A domain user's initial password is generated once and kept in the vault as
+the identity's userName with this identity's externalId (``jobyard:<id>``) is taken over rather than created
+twice (a previous attempt created it and died before recording it). A user of that name that Jobyard did
+not create is refused (the run fails at once, naming it), unless the identity was read from that very
+target by Directory sync: then the account is the directory's own, and keeps its own password.
+
+A domain user's initial password is generated once and kept in the vault as
 ``identity:<id>:password`` before it is sent, so every attempt sends the same one. A target's error quoting
 it (a password policy check may) is recorded with the password masked, in the operation and the attempt alike.
 """
@@ -20,7 +24,7 @@ from core import defaults, vault
 from core.db import utcnow
 from jobs.catalog.identity import identities
 from jobs.catalog.identity.models import identities_table, operations_table
-from jobs.catalog.identity.scim_users import ensure_user
+from jobs.catalog.identity.scim_users import ForeignAccount, ensure_user
 from jobs.catalog.identity.targets import TargetNotFound, connect
 from jobs.context import JobContext, PermanentFailure
 from jobs.registry import Param, job_type
@@ -89,26 +93,26 @@ def provision(ctx: JobContext, identity_id: int, target: str, operation: str) ->
     password = _initial_password(ctx, identity_id) if with_password else None
     if password is not None:
         attributes["password"] = password
-    o = operations_table.c
     try:
         with connect(ctx.engine, target) as scim:
-            remote_id, created = ensure_user(scim, attributes)
+            ensured = ensure_user(scim, attributes, adopt_foreign=identity.source == f"directory:scim:{target}")
     except TargetNotFound as exc:
         raise PermanentFailure(f"target: {exc}") from None
+    except ForeignAccount as exc:
+        _record_error(ctx, identity_id, operation, target, str(exc))
+        raise PermanentFailure(f"{target}: {exc}") from None
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
         quoted = password is not None and password in "".join(traceback.format_exception(exc))
         if password is not None:
             reason = reason.replace(password, vault.masked(password))
-        with ctx.engine.begin() as conn:
-            conn.execute(
-                update(operations_table)
-                .where(o.identity_id == identity_id, o.operation == operation, o.target == target)
-                .values(last_error=reason[:2000], run_id=ctx.run_id)
-            )
+        _record_error(ctx, identity_id, operation, target, reason)
         if quoted:  # the attempt's record (message, traceback) must not hold it either
             raise ProvisioningFailed(f"{target} refused {identity.user_name}: {reason}") from None
         raise
+    remote_id, created = ensured.remote_id, ensured.created
+    # A directory's own account keeps its own password: the generated one was never sent, so it is dropped.
+    with_password = with_password and not ensured.foreign
     now = utcnow()
     with ctx.engine.begin() as conn:
         provisioned = identities.mark_done(conn, identity_id, operation, target, remote_id)
@@ -124,7 +128,9 @@ def provision(ctx: JobContext, identity_id: int, target: str, operation: str) ->
             )
     if with_password:
         vault.confirm(ctx.engine, password_secret(identity_id))
-    verb = "created" if created else "found existing"
+    elif password is not None:
+        vault.delete(ctx.engine, password_secret(identity_id))
+    verb = "created" if created else "took over the directory's own" if ensured.foreign else "found its existing"
     ctx.info(f"{verb} user {identity.user_name} on {target} ({remote_id})")
     if provisioned:
         ctx.info(f"{identity.user_name} is provisioned")
@@ -132,6 +138,16 @@ def provision(ctx: JobContext, identity_id: int, target: str, operation: str) ->
         "identity": identity.user_name, "target": target, "remote_id": remote_id, "changed": created,
         "provisioned": provisioned,
     }  # fmt: skip
+
+
+def _record_error(ctx: JobContext, identity_id: int, operation: str, target: str, reason: str) -> None:
+    o = operations_table.c
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            update(operations_table)
+            .where(o.identity_id == identity_id, o.operation == operation, o.target == target)
+            .values(last_error=reason[:2000], run_id=ctx.run_id)
+        )
 
 
 @job_type(

@@ -6,6 +6,7 @@ caller as scim2-models' SCIMException subclasses.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from scim2_client.engines.httpx2 import SyncSCIMClient
@@ -29,22 +30,48 @@ def find_user(scim: SyncSCIMClient, user_name: str) -> Any | None:
     return resources[0] if resources else None
 
 
-def ensure_user(scim: SyncSCIMClient, attributes: dict[str, Any]) -> tuple[str, bool]:
-    """Creates the user `attributes` describes unless the target already has one with its userName, which is
-    adopted (a previous attempt may have created it and died before recording it). Returns (id, created)."""
+class ForeignAccount(LookupError):
+    """The target already holds a user of that userName that Jobyard did not create for this identity."""
+
+    def __init__(self, user_name: str, external_id: str | None) -> None:
+        super().__init__(
+            f"the target already holds a user named {user_name!r} that Jobyard did not create for this identity "
+            f"(externalId {external_id!r}); remove or rename it there, or give the identity another user name"
+        )
+
+
+@dataclass(frozen=True)
+class Ensured:
+    remote_id: str
+    created: bool
+    # The account existed and was not created by Jobyard for this identity (a directory source's own user).
+    foreign: bool = False
+
+
+def ensure_user(scim: SyncSCIMClient, attributes: dict[str, Any], *, adopt_foreign: bool = False) -> Ensured:
+    """Creates the user `attributes` describes unless the target already holds one with its userName.
+
+    An existing user carrying this identity's externalId is Jobyard's own, created by an attempt that died
+    before recording it, and is taken over. Any other is someone else's account: taking it over would let a
+    later rotation reset a stranger's password, so it is refused (ForeignAccount) unless `adopt_foreign`,
+    which the caller grants only when the identity was read from that very target (directory sync)."""
     model = user_model(scim)
     existing = find_user(scim, attributes["user_name"])
-    if existing is not None:
-        return str(existing.id), False
-    try:
-        created: Any = call(scim.create, model(**attributes))
-    except UniquenessException:
-        # Created by someone else between the lookup and the create: adopt it too.
-        existing = find_user(scim, attributes["user_name"])
-        if existing is None:
-            raise
-        return str(existing.id), False
-    return str(created.id), True
+    if existing is None:
+        try:
+            created: Any = call(scim.create, model(**attributes))
+        except UniquenessException:
+            # Created by someone else between the lookup and the create.
+            existing = find_user(scim, attributes["user_name"])
+            if existing is None:
+                raise
+        else:
+            return Ensured(str(created.id), created=True)
+    if existing.external_id == attributes.get("external_id"):
+        return Ensured(str(existing.id), created=False)
+    if not adopt_foreign:
+        raise ForeignAccount(attributes["user_name"], existing.external_id)
+    return Ensured(str(existing.id), created=False, foreign=True)
 
 
 def patch_user(scim: SyncSCIMClient, user_id: str, changes: dict[str, Any]) -> None:
