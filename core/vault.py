@@ -132,13 +132,18 @@ def is_confirmed(engine: Engine, name: str) -> bool:
     return _row(engine, name).confirmed_at is not None
 
 
-def confirm(engine: Engine, name: str) -> None:
-    """The current version works where it is used: the previous one is dropped."""
+def confirm(engine: Engine, name: str, *, conn: Connection | None = None) -> None:
+    """The current version works where it is used: the previous one is dropped. With `conn`, joins its
+    transaction."""
     v = vault_secrets_table.c
-    with engine.begin() as conn:
-        done = conn.execute(
-            update(vault_secrets_table).where(v.name == name).values(previous_ciphertext=None, confirmed_at=utcnow())
-        ).rowcount
+    statement = (
+        update(vault_secrets_table).where(v.name == name).values(previous_ciphertext=None, confirmed_at=utcnow())
+    )
+    if conn is not None:
+        done = conn.execute(statement).rowcount
+    else:
+        with engine.begin() as own:
+            done = own.execute(statement).rowcount
     if not done:
         raise SecretNotFound(name)
 

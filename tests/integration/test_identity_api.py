@@ -276,10 +276,14 @@ def test_targets_are_for_admins_and_their_token_is_write_only(app: Jobyard, web:
     assert created.status_code == 201, created.json
     assert created.json == {"name": "gws", "role": "domain", "base_url": "https://gws.example.org/scim/v2",
                             "token_masked": vault.masked(TOKEN)}  # fmt: skip
-    moved = client.put(f"{API}/targets/gws", json={"role": "domain", "base_url": "https://new.example.org/v2"},
+    moved = client.put(f"{API}/targets/gws", json={"role": "domain", "base_url": "https://gws.example.org/v2"},
                        headers=admin)  # fmt: skip
-    assert moved.status_code == 200 and moved.json["base_url"] == "https://new.example.org/v2"
-    assert vault.get(app.engine, targets.secret_name("gws")) == TOKEN  # kept
+    assert moved.status_code == 200 and moved.json["base_url"] == "https://gws.example.org/v2"
+    assert vault.get(app.engine, targets.secret_name("gws")) == TOKEN  # kept: the same host
+    elsewhere = client.put(f"{API}/targets/gws", json={"role": "domain", "base_url": "https://new.example.org/v2"},
+                           headers=admin)  # fmt: skip
+    assert elsewhere.status_code == 422 and elsewhere.json["errors"][0]["field"] == "token", elsewhere.json
+    assert targets.get(app.engine, "gws").base_url == "https://gws.example.org/v2"
     listed = client.get(f"{API}/targets", headers=admin)
     assert [t["name"] for t in listed.json["targets"]] == ["gws"]
     for answer in (created, moved, listed, client.get(f"{API}/targets/gws", headers=admin)):

@@ -51,10 +51,15 @@ def test_a_target_is_added_from_stdin_listed_masked_updated_and_removed(app: Job
                       "--token-file", str(token_file))  # fmt: skip
     assert updated.returncode == 0 and "updated" in updated.stdout
     assert vault.get(app.engine, targets.secret_name("gws")) == "other-token"
-    kept = jobyard(app, "targets", "add", "gws", "--role", "domain", "--url", "https://y.example.org", "--keep-token")
+    kept = jobyard(
+        app, "targets", "add", "gws", "--role", "domain", "--url", "https://x.example.org/scim", "--keep-token"
+    )
     assert kept.returncode == 0, kept.stderr
     assert vault.get(app.engine, targets.secret_name("gws")) == "other-token"
-    assert targets.get(app.engine, "gws").base_url == "https://y.example.org"
+    assert targets.get(app.engine, "gws").base_url == "https://x.example.org/scim"
+    moved = jobyard(app, "targets", "add", "gws", "--role", "domain", "--url", "https://y.example.org", "--keep-token")
+    assert moved.returncode == 2 and "token: is required again when the target moves" in moved.stderr
+    assert targets.get(app.engine, "gws").base_url == "https://x.example.org/scim"
     removed = jobyard(app, "targets", "remove", "gws")
     assert removed.returncode == 0 and targets.listed(app.engine) == [] and vault.names(app.engine) == []
     actions = [e.action for e in reversed(entries(app.engine))]

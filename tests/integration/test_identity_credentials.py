@@ -132,7 +132,8 @@ def test_a_target_that_is_down_keeps_the_old_password_and_the_retry_sends_the_sa
     expires_before = identity(app, identity_id).password_expires_at
     # The outage: the target's address answers nothing, as a stopped server's would. The server itself keeps
     # its users, as a real directory does across an outage (a stopped scim2-server would forget them).
-    targets.save(app.engine, "gws", role="domain", base_url=f"http://127.0.0.1:{free_port()}/v2", token=None, by="t")
+    dead = f"http://127.0.0.1:{free_port()}/v2"
+    targets.save(app.engine, "gws", role="domain", base_url=dead, token=gws.token, by="t")
 
     run_id = enqueue(ROTATE, {"identity_id": identity_id, "reason": "pam-checkin"}, app=app)
     run = finished(app, run_id, statuses=frozenset({RunStatus.RETRYING}))
@@ -147,7 +148,7 @@ def test_a_target_that_is_down_keeps_the_old_password_and_the_retry_sends_the_sa
     assert attempt.outcome == "failed" and attempt.error_class is not None and "PushFailed" in attempt.error_class
     assert new not in (attempt.error_message or "") + (attempt.traceback or "")
 
-    targets.save(app.engine, "gws", role="domain", base_url=gws.url, token=None, by="t")  # the target is back
+    targets.save(app.engine, "gws", role="domain", base_url=gws.url, token=gws.token, by="t")  # the target is back
     done = finished(app, run_id)  # the run's own next attempt
 
     assert done.status == RunStatus.COMPLETED and done.result is not None and done.result["sent_again"] is True

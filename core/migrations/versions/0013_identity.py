@@ -28,6 +28,7 @@ def upgrade() -> None:
         "identities",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("user_name", sa.String(length=200), nullable=False),
+        sa.Column("user_name_folded", sa.String(length=200), nullable=False),
         sa.Column("display_name", sa.String(length=200), nullable=True),
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("identity_type", sa.String(length=32), nullable=False),
@@ -44,7 +45,7 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.Column("provisioned_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("user_name"),
+        sa.UniqueConstraint("user_name_folded"),
     )
     op.create_index("ix_identities_status", "identities", ["status"])
     op.create_index("ix_identities_password_expires_at", "identities", ["password_expires_at"])

@@ -177,7 +177,7 @@ def plan(conn: Connection, new: NewIdentity) -> Plan:
 
 def _taken(conn: Connection, user_name: str) -> bool:
     c = identities_table.c
-    return conn.execute(select(c.id).where(func.lower(c.user_name) == user_name.lower())).first() is not None
+    return conn.execute(select(c.id).where(c.user_name_folded == user_name.lower())).first() is not None
 
 
 def create(
@@ -218,7 +218,8 @@ def _create(app: Jobyard, new: NewIdentity, *, by: str, source: str, session: Se
             identity_id = conn.execute(
                 insert(identities_table)
                 .values(
-                    user_name=new.user_name, display_name=new.display_name or None, email=new.email or None,
+                    user_name=new.user_name, user_name_folded=new.user_name.lower(),
+                    display_name=new.display_name or None, email=new.email or None,
                     identity_type=new.identity_type, platform=new.platform or None,
                     department=new.department or None, title=new.title or None, status=status, disabled=False,
                     source=source, credential_secret=secret, password_expires_at=None, created_at=now,
@@ -226,7 +227,7 @@ def _create(app: Jobyard, new: NewIdentity, *, by: str, source: str, session: Se
                 )
                 .returning(identities_table.c.id)
             ).scalar_one()  # fmt: skip
-    except IntegrityError:  # user_name is the one unique column, and the secret's name is new
+    except IntegrityError:  # user_name_folded is the one unique column, and the secret's name is new
         raise IdentityExists(new.user_name) from None
     runs: dict[str, str] = {}
     for operation, target in planned.operations:

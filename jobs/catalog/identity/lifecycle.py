@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scim2_models import NotFoundException
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, select, update
 
 from core.db import utcnow
 from jobs.catalog.identity.models import identities_table, operations_table
@@ -43,7 +43,7 @@ def find(engine: Engine, user_name: str) -> Any | None:
     """The identity named `user_name` (compared case-insensitively, as `identities.create` does), or None."""
     i = identities_table.c
     with engine.connect() as conn:
-        return conn.execute(select(identities_table).where(func.lower(i.user_name) == user_name.lower())).first()
+        return conn.execute(select(identities_table).where(i.user_name_folded == user_name.lower())).first()
 
 
 def accounts(engine: Engine, identity_id: int) -> list[tuple[str, str]]:

@@ -5,7 +5,8 @@ Tables owned here:
                                ``role`` (``domain``: hosts domain users, as Google Workspace does; ``idp``: the
                                identity provider holding single sign-on users), its ``base_url``. The bearer
                                token lives in the vault under ``scim-target:<name>`` (targets.py), never here.
-- ``identities``               the identities Jobyard manages: ``user_name`` (unique), names and address, the
+- ``identities``               the identities Jobyard manages: ``user_name`` (unique ignoring case, through
+                               ``user_name_folded``), names and address, the
                                ``identity_type`` (seed 003's table, identities.py), the ``platform`` (a domain
                                target's name, or a free platform name), ``status`` (``pending`` until every
                                provisioning operation is done, then ``provisioned``), ``disabled``, where it came
@@ -49,7 +50,10 @@ class Identity(Base):
     __tablename__ = "identities"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    user_name: Mapped[str] = mapped_column(String(200), unique=True)
+    user_name: Mapped[str] = mapped_column(String(200))
+    # lower(user_name), unique: SCIM compares userName case-insensitively, so "Ada" and "ada" are one user,
+    # and two transactions creating both at once must not both succeed.
+    user_name_folded: Mapped[str] = mapped_column(String(200), unique=True)
     display_name: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     identity_type: Mapped[str] = mapped_column(String(32))

@@ -20,7 +20,8 @@ import httpx2
 import tenacity
 from scim2_client import RequestNetworkException
 from scim2_client.engines.httpx2 import SyncSCIMClient
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core import defaults, vault
 from core.db import utcnow
@@ -87,34 +88,51 @@ def _check(name: str, role: str, base_url: str, token: str | None) -> None:
         raise BadTarget("token", "must be 1 to 4096 printable ASCII characters, without spaces or line breaks")
 
 
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port
+
+
 def save(engine: Engine, name: str, *, role: str, base_url: str, token: str | None, by: str) -> bool:
-    """Creates target `name`, or updates it; a None token keeps the stored one (an update that only moves the
-    URL). Returns True when the target is new. The token is stored first: a target row never lacks one."""
+    """Creates target `name`, or updates it; a None token keeps the stored one, as long as the target stays on
+    the same scheme, host and port (else the stored token would be sent to a host it was never meant for).
+    Returns True when the target is new. The row and its token commit together."""
     _check(name, role, base_url, token)
     base_url = base_url.rstrip("/")
-    now = utcnow()
+    for _ in range(2):
+        try:
+            with engine.begin() as conn:
+                return _save(engine, conn, name, role, base_url, token, by)
+        except IntegrityError:
+            continue  # created meanwhile by another save: the second pass updates it
+    raise BadTarget("name", "is being saved by someone else at this moment; try again")
+
+
+def _save(engine: Engine, conn: Connection, name: str, role: str, base_url: str, token: str | None, by: str) -> bool:
     c = scim_targets_table.c
-    with engine.connect() as conn:
-        exists = conn.execute(select(c.name).where(c.name == name)).first() is not None
-    if not exists and token is None:
-        raise BadTarget("token", "is required for a new target")
-    if token is not None:
-        vault.put(engine, secret_name(name), token, by)
-        vault.confirm(engine, secret_name(name))  # an operator's token is not rotated: nothing to keep
-    with engine.begin() as conn:
-        if exists:
-            conn.execute(
-                update(scim_targets_table)
-                .where(c.name == name)
-                .values(role=role, base_url=base_url, updated_at=now, updated_by=by)
-            )
-        else:
-            conn.execute(
-                insert(scim_targets_table).values(
-                    name=name, role=role, base_url=base_url, created_at=now, updated_at=now, updated_by=by
-                )
-            )
-    return not exists
+    current = conn.execute(select(c.base_url).where(c.name == name).with_for_update()).first()
+    if token is None:
+        if current is None:
+            raise BadTarget("token", "is required for a new target")
+        if _origin(current.base_url) != _origin(base_url):
+            raise BadTarget("token", "is required again when the target moves to another host: the stored one stays")
+    else:
+        vault.put(engine, secret_name(name), token, by, conn=conn)
+        vault.confirm(engine, secret_name(name), conn=conn)  # an operator's token is not rotated: nothing to keep
+    now = utcnow()
+    if current is not None:
+        conn.execute(
+            update(scim_targets_table)
+            .where(c.name == name)
+            .values(role=role, base_url=base_url, updated_at=now, updated_by=by)
+        )
+        return False
+    conn.execute(
+        insert(scim_targets_table).values(
+            name=name, role=role, base_url=base_url, created_at=now, updated_at=now, updated_by=by
+        )
+    )
+    return True
 
 
 def remove(engine: Engine, name: str) -> None:
