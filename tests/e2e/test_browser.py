@@ -144,11 +144,11 @@ def test_screenshots_of_the_main_pages(app: Jobyard, page: Any) -> None:
 def test_create_an_identity_with_its_credential_and_find_it_in_the_list(app: Jobyard, page: Any) -> None:
     page.goto("/identities")
     page.click("#new-identity")
-    box = page.locator("#credential-box")
+    # The page's script may still be loading when the form shows: wait for its effect, up to a deadline.
     page.select_option("#i-identity_type", "human_interactive")
-    assert box.is_hidden()  # provisioning sets a human's password: no box to type one in
+    page.wait_for_selector("#credential-box", state="hidden")  # provisioning sets a human's password
     page.select_option("#i-identity_type", "api_key")
-    assert box.is_visible()
+    page.wait_for_selector("#credential-box", state="visible")
     page.fill("#i-user_name", "billing-key")
     page.fill("#i-credential", "key-material-never-shown")
     page.click("button[name=create]")

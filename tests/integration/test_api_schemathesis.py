@@ -78,6 +78,13 @@ def _naming_a_real_type(case: schemathesis.Case) -> schemathesis.Case:
     return case
 
 
+def _outside_the_schema_on_the_wire(case: schemathesis.Case) -> bool:
+    """A text/csv body is any text, and a "negative" one (an array, a number) reaches the server as text too,
+    where it is a valid file with a strange header that the import run reports: no such body is outside the
+    schema, so it proves nothing about refusing bad data. The multipart form and query strings stay fuzzed."""
+    return case.media_type != "text/csv"
+
+
 # Extra positive variants whose generated cases are adjusted to name objects that exist.
 REALISTIC = {"POST /runs": _naming_a_real_type}
 
@@ -107,6 +114,9 @@ def test_operation_answers_as_documented(
     variants: list[dict[str, Any] | None] = [None, pinned] if pinned else [None]
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
         for path_parameters in variants:
-            _fuzz(operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
+            strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
+            if mode is GenerationMode.NEGATIVE:
+                strategy = strategy.filter(_outside_the_schema_on_the_wire)
+            _fuzz(strategy)
     if label in REALISTIC:
         _fuzz(operation.as_strategy(generation_mode=GenerationMode.POSITIVE).map(REALISTIC[label]))
