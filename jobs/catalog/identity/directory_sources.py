@@ -3,8 +3,9 @@
 Either gives a `Snapshot`: every user, keyed by its externalId (else its userName), with the names of its
 groups, and every group, keyed by its externalId (else its name), with its members' keys. Reading writes
 nothing and owns no table. A source that cannot be read whole (a bad header or row, a duplicate key, a value
-too long for directory_users) raises `BadSource` naming the parameter and the place, before the sync touches a
-row: a half-read source must never look like a crowd of leavers.
+too long for directory_users, a field longer than the CSV reader takes) raises `BadSource` naming the parameter
+and the place, before the sync touches a row: a half-read source must never look like a crowd of leavers. A CSV
+file's unknown or repeated header columns are counted, never quoted: `path` may name any file the worker reads.
 
 CSV columns: ``user_name`` (required), ``external_id``, ``display_name``, ``email``, ``department``,
 ``title``, ``active`` (true/false, default true), ``groups`` (group names separated by ``;``).
@@ -133,14 +134,26 @@ def read_csv(path: str) -> Snapshot:
     except OSError as exc:
         raise BadSource("path", f"{path} cannot be read: {exc.strerror}") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _csv_snapshot(path, reader)
+    except csv.Error as exc:  # a field longer than the reader's limit; its message quotes nothing of the file
+        where = f"the row starting on line {reader.line_num + 1}"  # line_num: the lines read before it
+        raise BadSource("path", f"{path} is not readable as CSV, {where}: {exc}") from None
+
+
+def _csv_snapshot(path: str, reader: csv.DictReader[str]) -> Snapshot:
     header = [(name or "").strip().lower() for name in reader.fieldnames or []]
     missing = [c for c in CSV_REQUIRED if c not in header]
     unknown = sorted({c for c in header if c not in CSV_COLUMNS})
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if missing or unknown or duplicated:
-        problems = [f"{label} column(s): {', '.join(names)}" for label, names in
-                    (("missing", missing), ("unknown", unknown), ("repeated", duplicated)) if names]  # fmt: skip
-        raise BadSource("path", f"bad header in {path}: " + "; ".join(problems))
+        # The path may name any file the worker can read, which whoever starts the run may not: the first line
+        # of a key file or of /proc/self/environ must not come back as column names. Only counts are given.
+        problems = [f"missing column(s): {', '.join(missing)}"] if missing else []
+        problems += [f"{label} column(s): {len(names)} (not quoted from a file on the worker's disk)"
+                     for label, names in (("unknown", unknown), ("repeated", duplicated)) if names]  # fmt: skip
+        known = f"; the columns are {', '.join(CSV_COLUMNS)} ({', '.join(CSV_REQUIRED)} required)"
+        raise BadSource("path", f"bad header in {path}: " + "; ".join(problems) + known)
     reader.fieldnames = header
     users: dict[str, SourceUser] = {}
     group_names: set[str] = set()
