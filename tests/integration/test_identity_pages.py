@@ -195,11 +195,16 @@ def test_the_targets_page_never_shows_a_token_and_saves_and_removes_targets(
     listed = page(client.get("/admin/targets"))
     assert 'data-target="gws"' in listed and vault.masked(TOKEN) in listed and TOKEN not in listed
     assert not re.search(r'name="token"[^>]*value=', listed)  # the token input is never filled in
-    moved = post(client, "/admin/targets", {"name": "gws", "role": "domain", "base_url": "https://new.example.org/v2",
+    moved = post(client, "/admin/targets", {"name": "gws", "role": "domain", "base_url": "https://gws.example.org/v3",
                                             "token": ""})  # fmt: skip
     assert moved.status_code == 302
-    assert targets.get(app.engine, "gws").base_url == "https://new.example.org/v2"
+    assert targets.get(app.engine, "gws").base_url == "https://gws.example.org/v3"
     assert vault.get(app.engine, targets.secret_name("gws")) == TOKEN
+    elsewhere = post(client, "/admin/targets", {"name": "gws", "role": "domain",
+                                                "base_url": "https://new.example.org/v2", "token": ""})  # fmt: skip
+    assert elsewhere.status_code == 400
+    assert "is required again when the target moves" in elsewhere.get_data(as_text=True)
+    assert targets.get(app.engine, "gws").base_url == "https://gws.example.org/v3"
     refused = post(client, "/admin/targets", {"name": "new", "role": "idp", "base_url": "https://x.example.org",
                                               "token": ""})  # fmt: skip
     assert refused.status_code == 400 and 'data-field="token"' in page(refused)
