@@ -2,7 +2,9 @@
 
 A message is written to the outbox in SQL first, then sent; one that cannot be sent is retried on later
 passes (the scheduler process sends what is pending) and, after MAIL_MAX_ATTEMPTS, kept as
-`undelivered` so that it stays visible (and the "Delete undelivered emails" job can clear it).
+`undelivered` so that it stays visible (and the "Delete undelivered emails" job can clear it). A message the
+email library refuses to build (a line break in its address or subject raises ValueError) would fail the same
+way every time: it is kept as `undelivered` at once, and the messages after it still go out.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import cast
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import tenacity
-from sqlalchemy import Engine, Integer, String, Table, Text, insert, select, update
+from sqlalchemy import Engine, Integer, Row, String, Table, Text, insert, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core import defaults
@@ -79,10 +81,15 @@ def queue_email(engine: Engine, to: str, subject: str, body: str) -> None:
         )  # fmt: skip
 
 
-def _deliver(config: SmtpConfig, to: str, subject: str, body: str) -> None:
+def _message(config: SmtpConfig, to: str, subject: str, body: str) -> EmailMessage:
+    """Raises ValueError for a header the email library refuses (a line break in the address or subject)."""
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = config.sender, to, subject
     message.set_content(body)
+    return message
+
+
+def _deliver(config: SmtpConfig, message: EmailMessage) -> None:
     for attempt in tenacity.Retrying(
         stop=tenacity.stop_after_attempt(defaults.MAIL_SEND_TRIES),
         wait=tenacity.wait_exponential(multiplier=defaults.MAIL_SEND_BACKOFF_S),
@@ -111,21 +118,30 @@ def send_pending(engine: Engine, config: SmtpConfig | None, *, limit: int = 100)
         ).all()
     sent = 0
     for row in due:
-        try:
-            _deliver(config, row.to_addr, row.subject, row.body)
-        except (OSError, smtplib.SMTPException) as exc:
-            attempts = row.attempts + 1
-            gave_up = attempts >= defaults.MAIL_MAX_ATTEMPTS
-            log.warning("mail to %s not sent (attempt %d): %s", row.to_addr, attempts, exc)
-            values: dict[str, object] = {
-                "attempts": attempts,
-                "last_error": f"{type(exc).__name__}: {exc}",
-                "status": "undelivered" if gave_up else "pending",
-                "next_attempt_at": utcnow() + timedelta(seconds=defaults.MAIL_RETRY_AFTER_S * 2 ** (attempts - 1)),
-            }
-        else:
-            sent += 1
-            values = {"attempts": row.attempts + 1, "status": "sent", "sent_at": utcnow(), "last_error": None}
+        values = _attempt(config, row)
+        sent += values["status"] == "sent"
         with engine.begin() as conn:
             conn.execute(update(outbox).where(outbox.c.id == row.id).values(**values))
     return sent
+
+
+def _attempt(config: SmtpConfig, row: Row[Any]) -> dict[str, object]:
+    """Sends one outbox message; returns the row's new values."""
+    try:
+        message = _message(config, row.to_addr, row.subject, row.body)
+    except ValueError as exc:  # every attempt would fail the same way, and must not hold up the others
+        log.warning("mail %d to %r not sent, undeliverable: %s", row.id, row.to_addr, exc)
+        return {"attempts": row.attempts + 1, "last_error": f"{type(exc).__name__}: {exc}", "status": "undelivered"}
+    try:
+        _deliver(config, message)
+    except (OSError, smtplib.SMTPException) as exc:
+        attempts = row.attempts + 1
+        gave_up = attempts >= defaults.MAIL_MAX_ATTEMPTS
+        log.warning("mail to %s not sent (attempt %d): %s", row.to_addr, attempts, exc)
+        return {
+            "attempts": attempts,
+            "last_error": f"{type(exc).__name__}: {exc}",
+            "status": "undelivered" if gave_up else "pending",
+            "next_attempt_at": utcnow() + timedelta(seconds=defaults.MAIL_RETRY_AFTER_S * 2 ** (attempts - 1)),
+        }
+    return {"attempts": row.attempts + 1, "status": "sent", "sent_at": utcnow(), "last_error": None}

@@ -37,9 +37,11 @@ class BadRecipients(ValueError):
 
 def clean_addresses(addresses: Iterable[str]) -> list[str]:
     wanted = sorted({a.strip() for a in addresses if a.strip()})
-    bad = [a for a in wanted if "@" not in a or " " in a or len(a) > 320]
+    # Any whitespace or control character is refused: a line break would add a header (Bcc:) to the mail,
+    # or make the email library refuse the message when it is sent.
+    bad = [a for a in wanted if "@" not in a or not a.isprintable() or any(c.isspace() for c in a) or len(a) > 320]
     if bad:
-        raise BadRecipients(f"not email addresses: {', '.join(bad)}")
+        raise BadRecipients(f"not email addresses: {', '.join(a if a.isprintable() else repr(a) for a in bad)}")
     return wanted
 
 

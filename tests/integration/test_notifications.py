@@ -14,9 +14,10 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
 from core.app import Jobyard
-from core.mail import OutboxEmail, send_pending
+from core.mail import OutboxEmail, queue_email, send_pending
 from jobs.enqueue import EnqueueRequest, enqueue_many
 from jobs.notifications import notify_me
+from jobs.type_settings import BadRecipients, clean_addresses
 from tests.conftest import wait_for
 from workers.worker import JobyardWorker
 
@@ -95,3 +96,30 @@ def test_bad_addresses_are_refused(app: Jobyard) -> None:
     [run_id] = enqueue_many([EnqueueRequest("demo.noop")], app=app)
     with pytest.raises(ValueError, match="not email addresses: not-an-address"):
         notify_me(app, run_id, ["not-an-address"])
+
+
+@pytest.mark.parametrize(
+    "address", ["a@b.org\nBcc: x@y.org", "a@b.org\nBcc:x@y.org", "a@b.org\r\nx@y.org", "a@b.org\tx", "a@b\x00.org"]
+)
+def test_addresses_with_a_line_break_or_a_control_character_are_refused(address: str) -> None:
+    with pytest.raises(BadRecipients, match="not email addresses: "):
+        clean_addresses(["ops@example.org", address])
+
+
+def test_a_message_the_email_library_refuses_is_kept_undelivered_and_does_not_block_the_others(
+    app: Jobyard, inbox: tuple[Inbox, int]
+) -> None:
+    handler, port = inbox
+    mailing = with_smtp(app, f"smtp://127.0.0.1:{port}")
+    # Written before addresses were checked (or by a job of its own): To: and Subject: would get a second header.
+    queue_email(app.engine, "a@b.org\nBcc:x@y.org", "Run done", "body")
+    queue_email(app.engine, "ops@example.org", "Report\nBcc: x@y.org", "body")
+    queue_email(app.engine, "ops@example.org", "Run done", "good body")
+    assert send_pending(mailing.engine, mailing.smtp) == 1
+    assert [(m["To"], m["Subject"]) for m in handler.messages] == [("ops@example.org", "Run done")]
+    with app.engine.connect() as conn:
+        rows = conn.execute(select(OutboxEmail.__table__).order_by(OutboxEmail.__table__.c.id)).all()
+    assert [(row.status, row.attempts) for row in rows] == [("undelivered", 1), ("undelivered", 1), ("sent", 1)]
+    assert all("ValueError" in (row.last_error or "") for row in rows[:2])
+    assert send_pending(mailing.engine, mailing.smtp) == 0 and len(handler.messages) == 1
+    mailing.close()
