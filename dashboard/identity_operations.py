@@ -2,9 +2,18 @@
 
 The pages (dashboard/pages/identities.py, targets.py), the API (dashboard/api/identities.py, targets.py) and the
 CLI (core/cli/identity.py) call these, as they call dashboard/operations.py for runs, and get its `NotFound`,
-`Forbidden` and `Conflict`. Roles: every role reads identities; admins and operators create and import them;
-only admins see or change SCIM targets, whose tokens open other systems. Nothing here hands out a secret in
-clear: an identity shows whether it holds a credential, a target its masked token.
+`Forbidden` and `Conflict`. Only admins see or change SCIM targets, whose tokens open other systems.
+
+Identities belong to no domain, so, like /metrics, they are not shown to a principal limited to one (a domain
+admin, a viewer with a domain): the list and every identity answer 403 (Forbidden), checked before any lookup
+so that whether an identity exists is not revealed. Admins, operators and other viewers read them.
+
+Admins create and import identities. An operator acts on the job types granted to them (DESIGN.md): importing
+needs a grant on identity.bulk_import, and creating an identity a grant on every provisioning job type its plan
+starts (`identities.plan` -> `identities.OPERATION_TYPES`). A self-credentialed identity starts no run but
+stores a credential: it needs a grant on at least one provisioning job type, i.e. an operator trusted to
+provision identities. Nothing here hands out a secret in clear: an identity shows whether it holds a
+credential, a target its masked token.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from dashboard.auth import audit
 from dashboard.auth.roles import Principal, Role
 from dashboard.operations import Actor, Conflict, Forbidden, NotFound
 from jobs.catalog.identity import identities, targets, uploads
-from jobs.catalog.identity.identities import Created, IdentityExists, NewIdentity
+from jobs.catalog.identity.identities import OPERATION_TYPES, PROVISIONING_TYPES, Created, IdentityExists, NewIdentity
 from jobs.catalog.identity.models import identities_table, operations_table
 from jobs.enqueue import enqueue
 from jobs.models import runs_table
@@ -67,13 +76,63 @@ def _audit(app: Jobyard, actor: Actor, action: str, target: str, detail: dict[st
     audit.record(app.engine, actor.name, action, target, detail, actor.remote_addr)
 
 
-def may_create_identities(principal: Principal) -> bool:
-    return principal.role in IDENTITY_WRITERS
+def may_read_identities(principal: Principal) -> bool:
+    return not principal.limited_to_domain
+
+
+def require_reader(principal: Principal) -> None:
+    if not may_read_identities(principal):
+        raise Forbidden(f"a {principal.role.value} of domain {principal.domain} may not read identities, which "
+                        "belong to no domain")  # fmt: skip
 
 
 def require_writer(principal: Principal) -> None:
-    if not may_create_identities(principal):
+    if principal.role not in IDENTITY_WRITERS:
         raise Forbidden(f"a {principal.role.value} may not create or import identities")
+
+
+def _granted(app: Jobyard, principal: Principal, type_name: str) -> bool:
+    """May start `type_name`, as starting a run checks it (admins: any declared type; operators: their grants)."""
+    declared = app.registry.get(type_name)
+    return declared is not None and principal.may_start(declared)
+
+
+def may_create_identities(app: Jobyard, principal: Principal) -> bool:
+    """Admins; operators granted at least one provisioning job type (which ones the identity needs is checked
+    when it is created)."""
+    return principal.role in IDENTITY_WRITERS and (
+        principal.is_admin or any(_granted(app, principal, t) for t in PROVISIONING_TYPES)
+    )
+
+
+def may_import_identities(app: Jobyard, principal: Principal) -> bool:
+    return principal.role in IDENTITY_WRITERS and (principal.is_admin or _granted(app, principal, BULK_IMPORT_TYPE))
+
+
+def require_creator(app: Jobyard, principal: Principal) -> None:
+    require_writer(principal)
+    if not may_create_identities(app, principal):
+        raise Forbidden(f"{principal.name} may not create identities: no grant on {' or '.join(PROVISIONING_TYPES)}")
+
+
+def require_importer(app: Jobyard, principal: Principal) -> None:
+    require_writer(principal)
+    if not may_import_identities(app, principal):
+        raise Forbidden(f"{principal.name} may not import identities: no grant on {BULK_IMPORT_TYPE}")
+
+
+def _require_grants_for(app: Jobyard, principal: Principal, new: NewIdentity) -> None:
+    """Refuses an operator the identity whose provisioning would start a job type not granted to them; raises
+    BadIdentity first for a request `plan` refuses."""
+    require_creator(app, principal)
+    if principal.is_admin:
+        return
+    with app.engine.connect() as conn:
+        planned = identities.plan(conn, new)
+    needed = sorted({OPERATION_TYPES[operation] for operation, _ in planned.operations})
+    missing = [t for t in needed if not _granted(app, principal, t)]
+    if missing:
+        raise Forbidden(f"{principal.name} may not start {', '.join(missing)}, which provisioning this identity needs")
 
 
 def require_admin(principal: Principal) -> None:
@@ -140,7 +199,7 @@ def list_identities(
     limit: int = PAGE_SIZE,
 ) -> IdentityPage:
     """Newest first, `limit` at a time; `next_cursor` continues."""
-    del principal  # every role reads identities
+    require_reader(principal)
     query = select(identities_table).order_by(_i.id.desc()).limit(limit + 1)
     if filters.status:
         query = query.where(status_condition(filters.status))
@@ -160,7 +219,7 @@ def list_identities(
 
 def identity(app: Jobyard, principal: Principal, identity_id: int) -> dict[str, Any]:
     """One identity with its provisioning operations and their runs."""
-    del principal
+    require_reader(principal)
     joined = operations_table.outerjoin(runs_table, _r.id == _o.run_id)
     with app.engine.connect() as conn:
         row = conn.execute(select(identities_table).where(_i.id == identity_id)).first()
@@ -188,13 +247,14 @@ def _operation(op: Any) -> dict[str, Any]:
 
 def check_identity(app: Jobyard, actor: Actor, new: NewIdentity) -> None:
     """Raises BadIdentity naming every problem `create_identity` would refuse; stores nothing."""
-    require_writer(actor.principal)
+    require_creator(app, actor.principal)
     identities.create(app, new, by=actor.name, dry_run=True)
 
 
 def create_identity(app: Jobyard, actor: Actor, new: NewIdentity) -> Created:
-    """Creates an identity and starts its provisioning (identities.create); raises BadIdentity, IdentityExists."""
-    require_writer(actor.principal)
+    """Creates an identity and starts its provisioning (identities.create); raises BadIdentity, IdentityExists,
+    Forbidden (a role that does not create identities, an operator not granted a job type it would start)."""
+    _require_grants_for(app, actor.principal, new)
     try:
         created = identities.create(app, new, by=actor.name, source="manual")
     except IntegrityError:  # the same name created at the same moment by someone else
@@ -212,6 +272,7 @@ def start_import(
     require_writer(actor.principal)
     if BULK_IMPORT_TYPE not in app.registry:
         raise Conflict(f"job type {BULK_IMPORT_TYPE} is not declared on this installation")
+    require_importer(app, actor.principal)
     upload_id = uploads.store(app.engine, filename, data, actor.name)
     params = {"upload_id": upload_id, "dry_run": dry_run, "continue_on_error": continue_on_error}
     try:

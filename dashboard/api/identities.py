@@ -1,4 +1,5 @@
-"""Identities: list and read them (every role), create one or import a CSV file of them (admins, operators).
+"""Identities: list and read them (every role but those limited to a domain: 403), create one or import a CSV file
+of them (admins; operators granted the job types involved, see dashboard/identity_operations.py).
 
 Creating goes through identities.create (dashboard/identity_operations.py): a bad request is a 422 naming every
 bad field, a user name already taken a 409. An import stores the file (uploads.store) and starts Bulk import on
@@ -55,7 +56,8 @@ def identity_out(detail: dict[str, Any]) -> dict[str, Any]:
     "GET",
     "/identities",
     summary="List identities",
-    description="Newest first, in pages cut by `cursor`. `status` is the display status: a pending identity "
+    description="Newest first, in pages cut by `cursor`. Not for a principal limited to a domain (403): "
+    "identities belong to none. `status` is the display status: a pending identity "
     "whose provisioning run failed or was cancelled is `failed`, one whose run is waiting for another attempt "
     "`retrying`.",
     tag="identities",
@@ -71,6 +73,7 @@ def identity_out(detail: dict[str, Any]) -> dict[str, Any]:
         ),
     ),
     replies=(Reply(200, "A page of identities.", ref("IdentityPage")),),
+    extra_errors=(403,),
 )
 def list_identities(call: Call) -> Response:
     query = call.query
@@ -83,9 +86,11 @@ def list_identities(call: Call) -> Response:
     "GET",
     "/identities/{identity_id}",
     summary="Read an identity",
-    description="Its attributes, display status and provisioning operations, each with the run doing it.",
+    description="Its attributes, display status and provisioning operations, each with the run doing it. Not "
+    "for a principal limited to a domain (403, whether the identity exists or not).",
     tag="identities",
     replies=(Reply(200, "The identity.", ref("IdentityDetail")),),
+    extra_errors=(403,),
 )
 def get_identity(call: Call, identity_id: str) -> Response:
     return reply(identity_out(ops.identity(call.app, call.principal, identity_id_of(identity_id))))
@@ -104,7 +109,9 @@ def _new_identity(body: dict[str, Any], malformed: set[str]) -> NewIdentity:
     "POST",
     "/identities",
     summary="Create an identity",
-    description="Admins and operators. Provisioning starts at once (seed 003): a human interactive identity gets "
+    description="Admins, and operators granted every provisioning job type the identity's provisioning starts "
+    "(a self-credentialed one: either of identity.create_domain_user, identity.provision_idp_user); else a 403. "
+    "Provisioning starts at once (seed 003): a human interactive identity gets "
     "a domain user on its platform (when that is a domain target) and a user at the identity provider; a managed "
     "shared credential a domain user; a self-credentialed type (shared_external, service_account, api_key, "
     "oauth_client) is provisioned at once, its `credential` kept in the vault. Every bad field is named (422) "
@@ -117,7 +124,7 @@ def _new_identity(body: dict[str, Any], malformed: set[str]) -> NewIdentity:
     conflict=True,
 )
 def create_identity(call: Call) -> Response:
-    ops.require_writer(call.principal)
+    ops.require_creator(call.app, call.principal)
     body, problems = call.body_and_problems()
     if problems:
         malformed = top_fields(problems)
@@ -156,10 +163,10 @@ def _upload() -> tuple[str, bytes]:
     "POST",
     "/identities/imports",
     summary="Import identities from a CSV file",
-    description="Admins and operators. Send the file as a multipart `file` part, or as a `text/csv` body "
-    "(`filename` names it). The file is stored and Bulk import (identity.bulk_import) starts on it: follow the "
-    "run for the per-row results. An empty file, one that is not UTF-8 text, or one holding a NUL is a 422; "
-    f"one larger than {defaults.BULK_IMPORT_MAX_BYTES} bytes a 413.",
+    description="Admins, and operators granted identity.bulk_import. Send the file as a multipart `file` part, "
+    "or as a `text/csv` body (`filename` names it). The file is stored and Bulk import (identity.bulk_import) "
+    "starts on it: follow the run for the per-row results. An empty file, one that is not UTF-8 text, or one "
+    f"holding a NUL is a 422; one larger than {defaults.BULK_IMPORT_MAX_BYTES} bytes a 413.",
     tag="identities",
     query=(
         QueryParam("dry_run", identity_schemas.FLAG, "check every row and create nothing"),
@@ -182,7 +189,7 @@ def _upload() -> tuple[str, bytes]:
     extra_errors=(413,),
 )
 def import_identities(call: Call) -> Response:
-    ops.require_writer(call.principal)  # 403 before the body is read
+    ops.require_importer(call.app, call.principal)  # 403 before the body is read
     filename, data = _upload()
     if len(data) > defaults.BULK_IMPORT_MAX_BYTES:
         raise ApiError(413, f"the file is larger than {defaults.BULK_IMPORT_MAX_BYTES} bytes")

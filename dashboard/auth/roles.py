@@ -67,6 +67,11 @@ class Principal:
     def read_only(self) -> bool:
         return self.role is Role.VIEWER
 
+    @property
+    def limited_to_domain(self) -> bool:
+        """A domain admin, or a viewer with a domain: what belongs to no domain (identities) is not theirs."""
+        return self.role is Role.DOMAIN_ADMIN or (self.role is Role.VIEWER and self.domain is not None)
+
     # Job types
 
     def sees_type(self, declared: JobType) -> bool:

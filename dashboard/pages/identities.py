@@ -1,6 +1,7 @@
 """The identities pages (seed 003): the list (display status, filters by status and type, search by user name,
 pages of `PAGE_SIZE`), an identity with its provisioning operations and their runs, "New identity" and "Bulk
-import" for admins and operators.
+import" for admins and operators granted the job types involved. Who may do what is dashboard/identity_operations.py's
+to say: principals limited to a domain get 403 on every page here.
 
 A refused creation re-renders the form with every problem (400) and stores nothing; the credential typed in
 is never sent back to the browser. An accepted import goes to its run's page.
@@ -81,7 +82,8 @@ def identities() -> ResponseReturnValue:
         "display_statuses": ops.DISPLAY_STATUSES,
         "identity_types": IDENTITY_TYPES,
         "problems": problems,
-        "may_create": ops.may_create_identities(current_principal()),
+        "may_create": ops.may_create_identities(jobyard(), current_principal()),
+        "may_import": ops.may_import_identities(jobyard(), current_principal()),
         "older_url": url_for("pages.identities", **kept, before_id=page.next_cursor) if page.next_cursor else None,
         "newest_url": url_for("pages.identities", **kept) if before_id is not None else None,
     }
@@ -112,6 +114,7 @@ def _render_new(values: dict[str, str], problems: FormProblems, status: int = 20
 @pages.get("/identities/new")
 @require_roles(*WRITERS)
 def new_identity() -> ResponseReturnValue:
+    ops.require_creator(jobyard(), current_principal())
     return _render_new({"identity_type": "human_interactive"}, FormProblems())
 
 
@@ -145,6 +148,7 @@ def _render_import(values: dict[str, bool], problem: str | None = None, status: 
 @pages.get("/identities/import")
 @require_roles(*WRITERS)
 def import_identities_form() -> ResponseReturnValue:
+    ops.require_importer(jobyard(), current_principal())
     return _render_import({"dry_run": True, "continue_on_error": False})
 
 

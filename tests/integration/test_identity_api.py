@@ -13,6 +13,7 @@ from core.app import Jobyard
 from dashboard.auth.audit import entries
 from jobs.cancel import cancel_run
 from jobs.catalog.identity import targets, uploads
+from jobs.catalog.identity.identities import PROVISIONING_TYPES
 from jobs.catalog.identity.models import identities_table, uploads_table
 from jobs.models import runs_table
 from jobs.params import unseal_secrets
@@ -20,6 +21,9 @@ from jobs.params import unseal_secrets
 API = "/api/v1"
 TOKEN = "tok-" + "s3cret" * 6
 CSV = b"user_name,identity_type,credential\nsvc-a,api_key,k1\n"
+IDENTITY_GRANTS = (*PROVISIONING_TYPES, "identity.bulk_import")
+READERS = ("admin", "operator", "viewer")
+DOMAIN_LIMITED = ("domain_admin", "domain_viewer")
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -28,13 +32,19 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def tokens(users: Any) -> dict[str, str]:
-    """An API token per role."""
-    users.add("olga", "operator")
+    """An API token per role; the operator is granted the identity job types, `bare_operator` none of them and
+    `idp_operator` identity.provision_idp_user only."""
+    users.add("olga", "operator", grants=IDENTITY_GRANTS)
+    users.add("otto", "operator", grants=["demo.noop"])
+    users.add("ida", "operator", grants=["identity.provision_idp_user"])
     return {
         "admin": users.token("root-svc", "admin"),
         "operator": users.token("olga-svc", "operator", user="olga"),
+        "bare_operator": users.token("otto-svc", "operator", user="otto"),
+        "idp_operator": users.token("ida-svc", "operator", user="ida"),
         "domain_admin": users.token("dom-svc", "domain_admin", domain="sales"),
         "viewer": users.token("view-svc", "viewer"),
+        "domain_viewer": users.token("sales-view-svc", "viewer", domain="sales"),
     }
 
 
@@ -75,8 +85,8 @@ def test_an_operator_creates_a_human_identity_and_reads_its_operations(
     }
     for op in body["operations"]:
         assert run_row(app, op["run_id"]).triggered_by == "olga"
-    # Every role reads it; the detail is what the creation answered.
-    for role in ("admin", "domain_admin", "viewer", "operator"):
+    # Every role not limited to a domain reads it; the detail is what the creation answered.
+    for role in READERS:
         read = client.get(f"{API}/identities/{body['id']}", headers=bearer(tokens[role]))
         assert read.status_code == 200 and read.json == body
     [entry] = [e for e in entries(app.engine) if e.action == "identity_create"]
@@ -319,3 +329,52 @@ def test_a_bad_target_is_a_422_naming_the_field(
     assert answer.status_code == 422
     assert field in {e["field"] for e in answer.json["errors"]}, answer.json
     assert targets.listed(app.engine) == [] and vault.names(app.engine) == []
+
+
+@pytest.mark.parametrize("role", DOMAIN_LIMITED)
+def test_a_principal_limited_to_a_domain_reads_no_identity(
+    app: Jobyard, web: Any, tokens: dict[str, str], sso: None, role: str
+) -> None:
+    # Identities belong to no domain (like /metrics' figures): a domain's principals see none of them, and an
+    # identity that exists is answered as one that does not.
+    client = web.test_client()
+    created = client.post(f"{API}/identities", json=HUMAN, headers=bearer(tokens["admin"])).json
+    listed = client.get(f"{API}/identities", headers=bearer(tokens[role]))
+    assert listed.status_code == 403 and "ada" not in listed.get_data(as_text=True)
+    for identity_id in (created["id"], 999):
+        read = client.get(f"{API}/identities/{identity_id}", headers=bearer(tokens[role]))
+        assert read.status_code == 403 and read.json == {"error": listed.json["error"]}
+
+
+def test_an_operator_creates_only_identities_whose_provisioning_types_are_granted(
+    app: Jobyard, web: Any, tokens: dict[str, str], sso: None
+) -> None:
+    client = web.test_client()
+    key = {"user_name": "key-1", "identity_type": "api_key", "credential": "k"}
+    for new in (HUMAN, key):  # granted no identity job type: neither runs nor a credential of its own
+        refused = client.post(f"{API}/identities", json=new, headers=bearer(tokens["bare_operator"]))
+        assert refused.status_code == 403, refused.json
+    # Granted identity.provision_idp_user only: a human on a domain target would start create_domain_user too.
+    partial = client.post(f"{API}/identities", json=HUMAN, headers=bearer(tokens["idp_operator"]))
+    assert partial.status_code == 403 and "identity.create_domain_user" in partial.json["error"]
+    assert identity_count(app) == 0 and not [n for n in vault.names(app.engine) if n.startswith("identity:")]
+    sso_only = {**HUMAN, "platform": None}
+    created = client.post(f"{API}/identities", json=sso_only, headers=bearer(tokens["idp_operator"]))
+    assert created.status_code == 201, created.json
+    assert [o["operation"] for o in created.json["operations"]] == ["provision_idp_user"]
+    assert client.post(f"{API}/identities", json=key, headers=bearer(tokens["idp_operator"])).status_code == 201
+    assert identity_count(app) == 2
+
+
+def test_an_operator_imports_only_when_granted_bulk_import(
+    app: Jobyard, web: Any, tokens: dict[str, str], bulk_import_type: None
+) -> None:
+    client = web.test_client()
+    for role in ("bare_operator", "idp_operator"):
+        refused = client.post(
+            f"{API}/identities/imports", data=CSV, content_type="text/csv", headers=bearer(tokens[role])
+        )
+        assert refused.status_code == 403 and "identity.bulk_import" in refused.json["error"], refused.json
+    with app.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(uploads_table)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(runs_table)).scalar_one() == 0

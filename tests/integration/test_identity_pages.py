@@ -14,7 +14,7 @@ from core import vault
 from core.app import Jobyard
 from dashboard.auth.audit import entries
 from jobs.catalog.identity import identities, targets, uploads
-from jobs.catalog.identity.identities import NewIdentity
+from jobs.catalog.identity.identities import PROVISIONING_TYPES, NewIdentity
 from jobs.catalog.identity.models import identities_table, uploads_table
 from jobs.models import runs_table
 from jobs.params import unseal_secrets
@@ -23,15 +23,20 @@ from tests.webclient import login, post
 TOKEN = "scim-bearer-" + "x9" * 12
 CSV = b"user_name,identity_type,credential\nsvc-a,api_key,k1\n"
 ROLES = ("admin", "operator", "domain_admin", "viewer")
+READERS = ("admin", "operator", "bare_operator", "viewer")
+DOMAIN_LIMITED = ("domain_admin", "domain_viewer")
 
 
 @pytest.fixture
 def clients(web: Flask, users: Any) -> dict[str, Any]:
     users.add("root", "admin")
-    users.add("olga", "operator")
+    users.add("olga", "operator", grants=[*PROVISIONING_TYPES, "identity.bulk_import"])
+    users.add("otto", "operator", grants=["demo.noop"])
     users.add("dora", "domain_admin", domain="sales")
     users.add("watcher", "viewer")
-    names = {"admin": "root", "operator": "olga", "domain_admin": "dora", "viewer": "watcher"}
+    users.add("vera", "viewer", domain="sales")
+    names = {"admin": "root", "operator": "olga", "bare_operator": "otto", "domain_admin": "dora",
+             "viewer": "watcher", "domain_viewer": "vera"}  # fmt: skip
     return {role: login(web, name) for role, name in names.items()}
 
 
@@ -51,7 +56,7 @@ def identity_count(app: Jobyard) -> int:
         return int(conn.execute(select(func.count()).select_from(identities_table)).scalar_one())
 
 
-def test_every_role_reads_the_list_and_an_identity_with_its_runs(
+def test_every_role_not_limited_to_a_domain_reads_the_list_and_an_identity_with_its_runs(
     app: Jobyard, clients: dict[str, Any], sso: None
 ) -> None:
     human = identities.create(app, NewIdentity("ada", "human_interactive", platform="gws"), by="root")
@@ -59,12 +64,12 @@ def test_every_role_reads_the_list_and_an_identity_with_its_runs(
     with app.engine.begin() as conn:
         failed_run = human.runs["provision_idp_user"]
         conn.execute(update(runs_table).where(runs_table.c.id == failed_run).values(status="failed"))
-    for role in ROLES:
+    for role in READERS:
         listed = page(clients[role].get("/identities"))
         assert 'data-identity="ada" data-status="failed"' in listed
         assert 'data-identity="key-1" data-status="provisioned"' in listed
         assert 'href="/identities"' in listed and 'aria-current="page">Identities' in listed
-        assert ("New identity" in listed) == (role in ("admin", "operator"))
+        assert ("New identity" in listed) == ("Bulk import" in listed) == (role in ("admin", "operator"))
         detail = clients[role].get(f"/identities/{human.identity_id}")
         assert detail.status_code == 200
         for run_id in human.runs.values():
@@ -73,6 +78,14 @@ def test_every_role_reads_the_list_and_an_identity_with_its_runs(
         assert "the-key-itself" not in page(clients[role].get(f"/identities/{key.identity_id}"))
     assert clients["viewer"].get("/identities/999").status_code == 404
     assert clients["viewer"].get("/identities/99999999999").status_code == 404
+    # Identities belong to no domain: a domain's principals do not see them, nor the nav link to them.
+    for role in DOMAIN_LIMITED:
+        refused = clients[role].get("/identities")
+        assert refused.status_code == 403 and "data-identity" not in page(refused)
+        assert 'href="/identities"' not in page(clients[role].get("/runs"))
+        for identity_id in (human.identity_id, 999):  # one that exists is answered as one that does not
+            detail = clients[role].get(f"/identities/{identity_id}")
+            assert detail.status_code == 403 and "ada" not in page(detail)
 
 
 def test_the_list_filters_searches_and_pages(app: Jobyard, clients: dict[str, Any], sso: None) -> None:
@@ -135,7 +148,7 @@ def test_a_refused_identity_re_renders_the_form_with_every_problem(
     assert identity_count(app) == 0 and not [n for n in vault.names(app.engine) if n.startswith("identity:")]
 
 
-@pytest.mark.parametrize("role", ["viewer", "domain_admin"])
+@pytest.mark.parametrize("role", ["viewer", "domain_admin", "bare_operator"])
 def test_roles_that_may_only_read_cannot_reach_the_forms(
     app: Jobyard, clients: dict[str, Any], bulk_import_type: None, role: str
 ) -> None:
