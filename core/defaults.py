@@ -114,6 +114,8 @@ SCIM_TIMEOUT_S = 30.0
 # waiting this long and doubling, before the attempt fails and the run's own backoff takes over.
 SCIM_CALL_TRIES = 3
 SCIM_CALL_BACKOFF_S = 0.5
+# A target's service description (schemas, resource types) is asked again after this long, per worker process.
+SCIM_DISCOVERY_TTL_S = 300.0
 # Directory sync pages through a SCIM source this many resources at a time.
 SCIM_PAGE_SIZE = 200
 # Generated passwords and rotated credentials: this many random bytes, URL-safe base64 encoded.

@@ -10,6 +10,7 @@ a blip costs a second, not one of the run's attempts.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import httpx2
 import tenacity
 from scim2_client import RequestNetworkException
 from scim2_client.engines.httpx2 import SyncSCIMClient
+from scim2_models import ScimProvider
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -170,15 +172,26 @@ def _masked_token(engine: Engine, name: str) -> str:
 
 @contextmanager
 def connect(engine: Engine, name: str, *, timeout_s: float = defaults.SCIM_TIMEOUT_S) -> Iterator[SyncSCIMClient]:
-    """A SCIM client for target `name`, its service discovered; closed on leaving the block."""
+    """A SCIM client for target `name`, its service discovered (at most every SCIM_DISCOVERY_TTL_S per process
+    and base URL); closed on leaving the block."""
     target = get(engine, name)
     token = vault.get(engine, secret_name(name))
     with httpx2.Client(
         base_url=target.base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout_s
     ) as http:
-        scim = SyncSCIMClient(http)
-        call(scim.discover)
+        known = _discovered.get(target.base_url)
+        if known is not None and time.monotonic() - known[0] < defaults.SCIM_DISCOVERY_TTL_S:
+            scim = SyncSCIMClient(http, provider=known[1])
+        else:
+            scim = SyncSCIMClient(http)
+            call(scim.discover)
+            _discovered[target.base_url] = (time.monotonic(), scim.provider)
         yield scim
+
+
+# What each target's service said of itself (schemas, resource types, configuration), per process: discovery
+# is three requests and most of a provisioning run's time against a fast target. Holds no connection.
+_discovered: dict[str, tuple[float, ScimProvider]] = {}
 
 
 def call(operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
