@@ -13,6 +13,7 @@ from core.db import utcnow
 from dashboard.auth import audit
 from dashboard.auth.models import grants_table as grants
 from dashboard.auth.models import sessions_table as web_sessions
+from dashboard.auth.models import tokens_table as tokens
 from dashboard.auth.models import users_table as users
 from dashboard.auth.passwords import hash_password, verify_password
 from dashboard.auth.roles import Principal, Role, parse_role
@@ -114,9 +115,16 @@ def set_disabled(engine: Engine, username: str, disabled: bool, *, by: str) -> N
     user_id = _user_id(engine, username)
     with engine.begin() as conn:
         conn.execute(update(users).where(users.c.id == user_id).values(disabled=disabled))
-        if disabled:
-            conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
-        audit.record(conn, by, "user_disable" if disabled else "user_enable", username)
+        if not disabled:
+            audit.record(conn, by, "user_enable", username)
+            return
+        conn.execute(delete(web_sessions).where(web_sessions.c.user_id == user_id))
+        # Revoked for good, not hidden while disabled: re-enabling an account must not bring back
+        # credentials that may have leaked with it; its owner creates new tokens on purpose.
+        revoked = conn.execute(
+            update(tokens).where(tokens.c.user_id == user_id, tokens.c.revoked_at.is_(None)).values(revoked_at=utcnow())
+        ).rowcount
+        audit.record(conn, by, "user_disable", username, {"tokens_revoked": revoked})
 
 
 def grant(engine: Engine, username: str, job_types: list[str], *, by: str, revoke: bool = False) -> None:

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from core.app import Jobyard
-from dashboard.auth.tokens import revoke_token
+from dashboard.auth.audit import entries
+from dashboard.auth.tokens import list_tokens, revoke_token
+from dashboard.auth.users import set_disabled
 from jobs.enqueue import enqueue
 from tests.webclient import csrf_of, login
 
@@ -138,3 +140,20 @@ def test_a_session_needs_its_csrf_token_to_write(app: Jobyard, web: Any, users: 
     accepted = client.post(f"{API}/runs", json={"type": "demo.noop"}, headers={"X-CSRFToken": csrf_of(client)})
     assert accepted.status_code == 201
     assert client.get(accepted.headers["Location"]).json["triggered_by"] == "root"
+
+
+def test_a_disabled_users_tokens_stay_dead_after_re_enabling(app: Jobyard, web: Any, users: Any) -> None:
+    users.add("olga", "operator")
+    token = users.token("olga-svc", "operator", user="olga")
+    service = users.token("unowned-svc", "viewer")
+    client = web.test_client()
+    assert client.get(f"{API}/runs", headers=bearer(token)).status_code == 200
+    set_disabled(app.engine, "olga", True, by="test")
+    assert client.get(f"{API}/runs", headers=bearer(token)).status_code == 401
+    set_disabled(app.engine, "olga", False, by="test")
+    assert client.get(f"{API}/runs", headers=bearer(token)).status_code == 401
+    assert [t.revoked_at is not None for t in list_tokens(app.engine) if t.name == "olga-svc"] == [True]
+    # A token of nobody's account is not touched by another account's disabling.
+    assert client.get(f"{API}/runs", headers=bearer(service)).status_code == 200
+    [entry] = [e for e in entries(app.engine, actor="test") if e.action == "user_disable"]
+    assert entry.detail == {"tokens_revoked": 1}
