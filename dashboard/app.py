@@ -3,7 +3,7 @@
 - `/healthz`        public: whether the database and Redis answer, nothing more.
 - `/login`, `/logout`, and the operator pages (dashboard/pages/).
 - `/api/v1`         the JSON API for services, with its OpenAPI document (dashboard/api/).
-- `/rq`             rq-dashboard, admins only (dashboard/rq_mount.py).
+- `/rq`             rq-dashboard, admins only, as an untrusted guest (dashboard/rq_guest/).
 - `/metrics`        Prometheus text (dashboard/metrics.py).
 
 Nothing connects at import time; the app uses the connections of the `Jobyard` it is given.
@@ -51,7 +51,7 @@ def create_app(jobyard: Jobyard, config: dict[str, Any] | None = None) -> Flask:
     from dashboard.api import api_v1
     from dashboard.metrics import metrics_blueprint
     from dashboard.pages import auth_pages, pages
-    from dashboard.rq_mount import mount_rq_dashboard
+    from dashboard.rq_guest import mount_rq_dashboard
 
     app.register_blueprint(auth_pages)
     app.register_blueprint(pages)
