@@ -37,6 +37,7 @@ def test_admin_sees_rq_dashboard_with_jobyard_queues(app: Jobyard, web: Flask, u
     page = client.get("/rq/")
     assert page.status_code == 200
     assert "<title>RQ dashboard</title>" in page.get_data(as_text=True)
+    assert 'href="/runs">Jobyard\'s runs</a> are the record' in page.get_data(as_text=True)
     queues = client.get("/rq/0/data/queues.json").json
     assert any(q["name"] == "default" and q["count"] == 1 for q in queues["queues"])
 
