@@ -22,9 +22,10 @@ from jobs.cancel import RunNotCancellable, cancel_run
 from jobs.enqueue import EnqueueRequest, enqueue_many
 from jobs.models import runs_table as runs
 from jobs.notifications import notify_me
-from jobs.params import resolve_type, unseal_secrets, validate_params
+from jobs.params import InvalidJobRequest, resolve_type, unseal_secrets, validate_params
 from jobs.queries import run_detail
 from jobs.run_search import RunFilter, RunPage, page_of_runs
+from jobs.status import RunStatus
 from jobs.type_settings import clean_addresses, report_recipients, set_report_recipients
 from scheduler import schedules
 from scheduler.schedules import ScheduleNotFound, ScheduleRow
@@ -44,7 +45,12 @@ class Forbidden(PermissionError):
 
 
 class Conflict(ValueError):
-    pass
+    """`reason` names the state that refused the action in a word or two (a run's status, `waiting_on_dependency`,
+    `type_not_declared`), for the bulk summary; the message says it to a human."""
+
+    def __init__(self, message: str, *, reason: str = "conflict") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ def retry(app: Jobyard, actor: Actor, run_id: str) -> None:
     except RunNotFound:
         raise NotFound(f"no run {run_id!r}") from None
     except RunNotRetryable as exc:
-        raise Conflict(str(exc)) from None
+        raise Conflict(str(exc), reason=exc.reason) from None
     _audit(app, actor, "retry", run_id)
 
 
@@ -173,7 +179,7 @@ def cancel(app: Jobyard, actor: Actor, run_id: str) -> str:
     except RunNotFound:
         raise NotFound(f"no run {run_id!r}") from None
     except RunNotCancellable as exc:
-        raise Conflict(str(exc)) from None
+        raise Conflict(str(exc), reason=exc.status) from None
     _audit(app, actor, "cancel", run_id, {"status": status.value})
     return status.value
 
@@ -183,10 +189,14 @@ def run_again(app: Jobyard, actor: Actor, run_id: str) -> str:
     row = _actionable_run(app, actor, run_id)
     declared = app.registry.get(row.type)
     if declared is None:
-        raise Conflict(f"job type {row.type!r} is no longer declared")
+        raise Conflict(f"job type {row.type!r} is no longer declared", reason="type_not_declared")
     if not actor.principal.may_start(declared):
         raise Forbidden(f"{actor.name} may not start {row.type}")
-    params = validate_params(declared, unseal_secrets(row.params, app.settings.secret_key))
+    try:
+        params = validate_params(declared, unseal_secrets(row.params, app.settings.secret_key))
+    except InvalidJobRequest as exc:
+        # The type's parameters changed since this run started; the run itself is left as it was.
+        raise Conflict(f"run {run_id} no longer fits {row.type}: {exc}", reason="invalid_params") from None
     request = EnqueueRequest(row.type, params, triggered_by=actor.name, domain=row.domain)
     [new_id] = enqueue_many([request], app=app)
     _audit(app, actor, "run_again", run_id, {"new_run": new_id})
@@ -203,25 +213,96 @@ def notify(app: Jobyard, actor: Actor, run_id: str, addresses: Iterable[str]) ->
 
 
 BULK_ACTIONS = ("retry", "cancel", "run_again")
+# Why a bulk action left a run alone, in the plain words of the summary. A run's own status says it best
+# (a cancelled run is not retried, a completed one not cancelled); the rest are what the run's state or
+# the principal's role does not allow.
+SKIP_REASONS: dict[str, str] = {
+    "cancelled": "cancelled",
+    "waiting_on_dependency": "waiting on a dependency",
+    "failed": "failed",
+    "completed": "completed",
+    "completed_with_warnings": "completed with warnings",
+    "running": "running",
+    "retrying": "retrying",
+    "pending": "pending",
+    "scheduled": "scheduled",
+    "waiting": "waiting for their turn",
+    "type_not_declared": "of a job type no longer declared",
+    "invalid_params": "with parameters the job type no longer accepts",
+    "not_found": "not found",
+    "not_allowed": "not allowed",
+}
+_DONE = {"retry": "retried {}", "cancel": "cancelled {}", "run_again": "ran {} again"}
 
 
-def bulk(app: Jobyard, actor: Actor, action: str, run_ids: Iterable[str]) -> dict[str, str]:
-    """Applies one action to many runs; returns, per run, "ok" (or the new run id) or why not."""
+@dataclass(frozen=True)
+class BulkResult:
+    """One run's outcome: `status` (retry, cancel: the run's status now), `new_id` (run again), or, when
+    the run was left alone, `reason` (a key of SKIP_REASONS) and `error` (the whole refusal)."""
+
+    run_id: str
+    ok: bool
+    status: str | None = None
+    new_id: str | None = None
+    reason: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    action: str
+    results: tuple[BulkResult, ...]
+
+    @property
+    def acted(self) -> int:
+        return sum(1 for r in self.results if r.ok)
+
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        """Most frequent reason first; ties in the order the runs were given."""
+        counts: dict[str, int] = {}
+        for result in self.results:
+            if not result.ok:
+                reason = result.reason or "not_allowed"
+                counts[reason] = counts.get(reason, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+    @property
+    def message(self) -> str:
+        """One line for the operator: `retried 12, skipped 38: 30 cancelled, 8 waiting on a dependency`."""
+        done = _DONE[self.action].format(self.acted)
+        stopping = sum(1 for r in self.results if r.ok and r.status == RunStatus.RUNNING)
+        if stopping:
+            done += f" ({stopping} running, asked to stop)"
+        skipped = self.skipped_by_reason
+        if not skipped:
+            return done
+        reasons = ", ".join(f"{count} {SKIP_REASONS.get(reason, reason)}" for reason, count in skipped.items())
+        return f"{done}, skipped {sum(skipped.values())}: {reasons}"
+
+
+def _act(app: Jobyard, actor: Actor, action: str, run_id: str) -> BulkResult:
+    try:
+        if action == "retry":
+            retry(app, actor, run_id)
+            return BulkResult(run_id, True, status=RunStatus.PENDING.value)
+        if action == "cancel":
+            return BulkResult(run_id, True, status=cancel(app, actor, run_id))
+        return BulkResult(run_id, True, new_id=run_again(app, actor, run_id))
+    except NotFound as exc:
+        return BulkResult(run_id, False, reason="not_found", error=str(exc))
+    except Forbidden as exc:
+        return BulkResult(run_id, False, reason="not_allowed", error=str(exc))
+    except Conflict as exc:
+        return BulkResult(run_id, False, reason=exc.reason, error=str(exc))
+
+
+def bulk(app: Jobyard, actor: Actor, action: str, run_ids: Iterable[str]) -> BulkOutcome:
+    """Applies one action to each distinct run, in the order given; a run the action does not fit (a
+    cancelled or dependency-waiting run for Retry, an ended one for Cancel) is left alone with its reason."""
     if action not in BULK_ACTIONS:
         raise Conflict(f"unknown action {action!r}; one of {', '.join(BULK_ACTIONS)}")
-    outcome: dict[str, str] = {}
-    for run_id in dict.fromkeys(run_ids):
-        try:
-            if action == "retry":
-                retry(app, actor, run_id)
-                outcome[run_id] = "ok"
-            elif action == "cancel":
-                outcome[run_id] = cancel(app, actor, run_id)
-            else:
-                outcome[run_id] = run_again(app, actor, run_id)
-        except (NotFound, Forbidden, Conflict) as exc:
-            outcome[run_id] = f"refused: {exc}"
-    return outcome
+    return BulkOutcome(action, tuple(_act(app, actor, action, run_id) for run_id in dict.fromkeys(run_ids)))
 
 
 # Schedules

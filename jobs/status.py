@@ -27,9 +27,10 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     S.RETRYING: frozenset({S.RUNNING, S.PENDING, S.WAITING, S.CANCELLED, S.FAILED}),
     S.COMPLETED: frozenset(),
     S.COMPLETED_WITH_WARNINGS: frozenset(),
-    # Only an explicit retry leaves these; it starts a new attempt series.
+    # Only an explicit retry leaves it; it starts a new attempt series.
     S.FAILED: frozenset({S.PENDING}),
-    S.CANCELLED: frozenset({S.PENDING}),
+    # An abort cannot be undone (seed 004): the same work starts again only as a new run (Run again).
+    S.CANCELLED: frozenset(),
 }
 
 

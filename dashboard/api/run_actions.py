@@ -20,9 +20,10 @@ EMPTY_BODY = ref("Empty")
 @operation(
     "POST",
     "/runs/{run_id}/retry",
-    summary="Retry a failed or cancelled run",
-    description="Starts a new attempt series; the earlier attempts stay in its history. "
-    "409 when the run is not failed or cancelled.",
+    summary="Retry a failed run",
+    description="Starts a new attempt series; the earlier attempts stay in its history. 409 when the run is "
+    "not failed, or depends on a run that has not completed. A cancelled run stays cancelled (an abort "
+    "cannot be undone): `run-again` starts a new run with its parameters.",
     tag="runs",
     body=EMPTY_BODY,
     replies=(Reply(202, "Accepted: the run is pending again.", ref("RunState")),),
@@ -56,7 +57,8 @@ def cancel_run(call: Call, run_id: str) -> Response:
     "POST",
     "/runs/{run_id}/run-again",
     summary="Start a new run with the same parameters",
-    description="The original run stays as it was. 409 when its job type is no longer declared.",
+    description="The original run stays as it was; a cancelled run is started again this way. 409 when its "
+    "job type is no longer declared or no longer accepts the run's parameters.",
     tag="runs",
     body=EMPTY_BODY,
     replies=(Reply(201, "The new run.", ref("RunCreated"), location=True),),
@@ -91,15 +93,12 @@ def notify_run(call: Call, run_id: str) -> Response:
     return reply({"id": run_id, "notify": operations.notify(call.app, call.actor, run_id, addresses)})
 
 
-def _outcome(action: str, run_id: str, result: str) -> dict[str, Any]:
-    refused = "refused: "
-    if result.startswith(refused):
-        return {"id": run_id, "ok": False, "error": result[len(refused) :]}
-    if action == "retry":
-        return {"id": run_id, "ok": True, "status": RunStatus.PENDING.value}
-    if action == "cancel":
-        return {"id": run_id, "ok": True, "status": result}
-    return {"id": run_id, "ok": True, "new_id": result}
+def _result(result: operations.BulkResult) -> dict[str, Any]:
+    if not result.ok:
+        return {"id": result.run_id, "ok": False, "reason": result.reason, "error": result.error}
+    if result.new_id is not None:
+        return {"id": result.run_id, "ok": True, "new_id": result.new_id}
+    return {"id": result.run_id, "ok": True, "status": result.status}
 
 
 @operation(
@@ -107,16 +106,23 @@ def _outcome(action: str, run_id: str, result: str) -> dict[str, Any]:
     "/runs/bulk",
     summary="Retry, cancel or run again many runs",
     description="Each run is handled on its own: the answer is 200 with one outcome per distinct id, in the "
-    "order given; a run the caller may not see or act on, or whose state does not allow the action, is "
-    "`ok: false` with the reason.",
+    "order given, and a summary. Retry acts on failed runs only; a run the caller may not see or act on, or "
+    "whose state does not allow the action (for Retry: cancelled, waiting on a dependency, running, "
+    "completed…), is `ok: false` with its `reason` and the whole `error`, and counted in "
+    "`summary.skipped_by_reason`.",
     tag="runs",
     body=ref("Bulk"),
     body_required=True,
-    replies=(Reply(200, "One outcome per run.", ref("BulkOutcome")),),
+    replies=(Reply(200, "One outcome per run, and their summary.", ref("BulkOutcome")),),
     writes=True,
 )
 def bulk_action(call: Call) -> Response:
     body = call.body()
-    action = body["action"]
-    outcome = operations.bulk(call.app, call.actor, action, body["ids"])
-    return reply({"action": action, "results": [_outcome(action, i, r) for i, r in outcome.items()]})
+    outcome = operations.bulk(call.app, call.actor, body["action"], body["ids"])
+    summary = {
+        "acted": outcome.acted,
+        "skipped": len(outcome.results) - outcome.acted,
+        "skipped_by_reason": outcome.skipped_by_reason,
+        "message": outcome.message,
+    }
+    return reply({"action": outcome.action, "results": [_result(r) for r in outcome.results], "summary": summary})

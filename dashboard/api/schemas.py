@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dashboard.operations import SKIP_REASONS
 from jobs.status import RunStatus
 from scheduler.triggers import KINDS
 
@@ -19,6 +20,7 @@ MAX_BULK_IDS = 500
 BULK_ACTIONS = ("retry", "cancel", "run_again")
 SCHEDULE_MODES = ("automatic", "scheduled", "disabled")
 ITEM_STATUSES = ("ok", "failed", "skipped")
+SKIP_REASON = {"type": "string", "enum": list(SKIP_REASONS)}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -233,11 +235,28 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                         "ok": {"type": "boolean"},
                         "status": {**STATUS, "description": "retry and cancel: the run's status now"},
                         "new_id": {"type": "string", "description": "run_again: the new run"},
-                        "error": {"type": "string", "description": "why this run was refused"},
+                        "reason": {**SKIP_REASON, "description": "why this run was left alone"},
+                        "error": {"type": "string", "description": "why this run was left alone, for a human"},
                     },
                     required=("id", "ok"),
                 ),
             },
+            "summary": obj(
+                {
+                    "acted": {"type": "integer", "description": "runs the action was applied to"},
+                    "skipped": {"type": "integer", "description": "runs left alone"},
+                    "skipped_by_reason": {
+                        "type": "object",
+                        "propertyNames": SKIP_REASON,
+                        "additionalProperties": {"type": "integer", "minimum": 1},
+                        "description": "runs left alone, counted by `reason`",
+                    },
+                    "message": {
+                        "type": "string",
+                        "description": "in words: `retried 12, skipped 38: 30 cancelled, 8 waiting on a dependency`",
+                    },
+                }
+            ),
         }
     ),
     "Trigger": obj(

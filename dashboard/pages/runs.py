@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from markupsafe import Markup
 
 from dashboard import operations
 from dashboard.pages.display import effective_status
@@ -79,16 +78,8 @@ def bulk_runs() -> ResponseReturnValue:
         flash("Select at least one run.", "error")
         return back(url_for("pages.runs"))
     outcome = operations.bulk(jobyard(), actor(), action, run_ids)
-    label = BULK_LABELS.get(action, action)
-    for run_id, result in outcome.items():
-        link = url_for("pages.run_detail", run_id=run_id)
-        if result.startswith("refused"):
-            flash(Markup('{} <a href="{}">{}</a>: {}').format(label, link, run_id, result), "error")
-        elif action == "run_again":
-            new = url_for("pages.run_detail", run_id=result)
-            message = Markup('Run again <a href="{}">{}</a>: new run <a href="{}">{}</a>')
-            flash(message.format(link, run_id, new, result), "success")
-        else:
-            said = "asked to stop (it is running)" if result == "running" else result
-            flash(Markup('{} <a href="{}">{}</a>: {}').format(label, link, run_id, said), "success")
+    # One banner for the whole selection: a page of fifty runs answered with fifty banners hid the few
+    # that mattered. Each run's own outcome is on its page and in the audit trail.
+    category = "success" if outcome.acted == len(outcome.results) else "error" if not outcome.acted else "info"
+    flash(f"{BULK_LABELS[action]}: {outcome.message}", category)
     return back(url_for("pages.runs"))

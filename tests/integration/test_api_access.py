@@ -54,7 +54,8 @@ def test_an_operator_sees_and_acts_on_own_runs_only(app: Jobyard, web: Any, oper
     assert client.get(f"{API}/runs/{run_id}", headers=bearer(olga)).json["status"] == "pending"
     cancelled = client.post(f"{API}/runs/{run_id}/cancel", headers=bearer(olga))
     assert cancelled.status_code == 200 and cancelled.json["status"] == "cancelled"
-    assert client.post(f"{API}/runs/{run_id}/retry", headers=bearer(olga)).status_code == 202
+    assert client.post(f"{API}/runs/{run_id}/retry", headers=bearer(olga)).status_code == 409  # cancelled stays so
+    assert client.post(f"{API}/runs/{run_id}/run-again", headers=bearer(olga)).status_code == 201
 
 
 def test_an_operator_sees_only_granted_types_and_cannot_configure_them(

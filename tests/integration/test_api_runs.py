@@ -12,6 +12,7 @@ from core.db import utcnow
 from jobs.models import RunItem
 from jobs.models import runs_table as runs
 from jobs.run_search import encode_cursor
+from tests.helpers import mixed_runs, run_rows
 
 API = "/api/v1"
 
@@ -203,16 +204,21 @@ def test_cancel_retry_and_run_again(app: Jobyard, web: Any, users: Any) -> None:
     cancelled = client.post(f"{API}/runs/{run_id}/cancel", headers=bearer(token))
     assert cancelled.status_code == 200 and cancelled.json == {"id": run_id, "status": "cancelled"}
     assert client.post(f"{API}/runs/{run_id}/cancel", headers=bearer(token)).status_code == 409
-    retried = client.post(f"{API}/runs/{run_id}/retry", json={}, headers=bearer(token))
-    assert retried.status_code == 202 and retried.json == {"id": run_id, "status": "pending"}
-    assert client.post(f"{API}/runs/{run_id}/retry", headers=bearer(token)).status_code == 409
+    refused = client.post(f"{API}/runs/{run_id}/retry", json={}, headers=bearer(token))
+    assert refused.status_code == 409 and "Run again starts a new run" in refused.json["error"]
     again = client.post(f"{API}/runs/{run_id}/run-again", headers=bearer(token))
     assert again.status_code == 201 and again.json["id"] != run_id
     assert again.headers["Location"] == f"{API}/runs/{again.json['id']}"
     assert run_count(app) == 2
     unknown_field = client.post(f"{API}/runs/{run_id}/cancel", json={"force": True}, headers=bearer(token))
     assert fields_of(unknown_field) == {"force"}
-    assert client.get(f"{API}/runs/{run_id}", headers=bearer(token)).json["status"] == "pending"
+    assert client.get(f"{API}/runs/{run_id}", headers=bearer(token)).json["status"] == "cancelled"
+    failed = start(client, token, type="demo.noop").json["id"]
+    with app.engine.begin() as conn:
+        conn.execute(update(runs).where(runs.c.id == failed).values(status="failed", finished_at=utcnow()))
+    retried = client.post(f"{API}/runs/{failed}/retry", json={}, headers=bearer(token))
+    assert retried.status_code == 202 and retried.json == {"id": failed, "status": "pending"}
+    assert client.post(f"{API}/runs/{failed}/retry", headers=bearer(token)).status_code == 409
 
 
 def test_notify_when_finished(app: Jobyard, web: Any, users: Any) -> None:
@@ -241,14 +247,47 @@ def test_bulk_actions_report_each_run(app: Jobyard, web: Any, users: Any) -> Non
     results = response.json["results"]
     assert [r["id"] for r in results] == [first, second, missing]
     assert results[0] == {"id": first, "ok": True, "status": "cancelled"}
-    assert results[1]["ok"] is False and "completed" in results[1]["error"]
-    assert results[2]["ok"] is False and "no run" in results[2]["error"]
+    assert results[1]["ok"] is False and results[1]["reason"] == "completed" and "completed" in results[1]["error"]
+    assert results[2]["ok"] is False and results[2]["reason"] == "not_found" and "no run" in results[2]["error"]
+    assert response.json["summary"] == {
+        "acted": 1,
+        "skipped": 2,
+        "skipped_by_reason": {"completed": 1, "not_found": 1},
+        "message": "cancelled 1, skipped 2: 1 completed, 1 not found",
+    }
     again = client.post(f"{API}/runs/bulk", json={"action": "run_again", "ids": [first]}, headers=bearer(token))
     assert again.json["results"][0]["ok"] is True and len(again.json["results"][0]["new_id"]) == 32
+    assert again.json["summary"]["message"] == "ran 1 again"
     retried = client.post(f"{API}/runs/bulk", json={"action": "retry", "ids": [first]}, headers=bearer(token))
-    assert retried.json["results"] == [{"id": first, "ok": True, "status": "pending"}]
+    assert retried.json["results"] == [
+        {"id": first, "ok": False, "reason": "cancelled", "error": retried.json["results"][0]["error"]}
+    ]
+    assert retried.json["summary"]["message"] == "retried 0, skipped 1: 1 cancelled"
     bad = client.post(f"{API}/runs/bulk", json={"action": "explode", "ids": []}, headers=bearer(token))
     assert fields_of(bad) == {"action", "ids"}
+
+
+def test_bulk_retry_of_mixed_runs_retries_only_the_failed_ones(app: Jobyard, web: Any, users: Any) -> None:
+    token, client = users.token("svc", "admin"), web.test_client()
+    mixed = mixed_runs(app, by="token:svc")
+    before = run_rows(app, mixed.all)
+    ids = [r["id"] for r in client.get(f"{API}/runs", headers=bearer(token)).json["runs"]]
+    response = client.post(f"{API}/runs/bulk", json={"action": "retry", "ids": ids}, headers=bearer(token))
+    assert response.status_code == 200
+    results = {r["id"]: r for r in response.json["results"]}
+    assert {r for r, result in results.items() if result["ok"]} == set(mixed.failed)
+    assert {results[r]["reason"] for r in mixed.cancelled} == {"cancelled"}
+    assert {results[r]["reason"] for r in mixed.waiting} == {"waiting_on_dependency"}
+    assert mixed.parent in results[mixed.waiting[0]]["error"]  # names the run it waits on
+    assert response.json["summary"] == {
+        "acted": 3,
+        "skipped": 6,
+        "skipped_by_reason": {"cancelled": 3, "waiting_on_dependency": 2, "pending": 1},
+        "message": "retried 3, skipped 6: 3 cancelled, 2 waiting on a dependency, 1 pending",
+    }
+    after = run_rows(app, mixed.all)
+    assert {r: after[r][:2] for r in mixed.failed} == dict.fromkeys(mixed.failed, ("pending", 2))
+    assert {r: after[r] for r in mixed.all - set(mixed.failed)} == {r: before[r] for r in mixed.all - set(mixed.failed)}
 
 
 def test_unknown_runs_and_routes_answer_json_404(app: Jobyard, web: Any, users: Any) -> None:

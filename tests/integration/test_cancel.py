@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from core.app import Jobyard
-from jobs.actions import RunNotFound, retry_run
-from jobs.cancel import RunNotCancellable, cancel_run, flag_key
+from jobs.actions import RunNotFound, RunNotRetryable, retry_run
+from jobs.cancel import RunNotCancellable, cancel_run
 from jobs.dispatch import Delivery
 from jobs.enqueue import enqueue
 from jobs.models import Attempt
@@ -44,12 +44,12 @@ def test_a_retrying_run_is_cancelled_and_a_final_one_refuses(app: Jobyard) -> No
         cancel_run(app, "nope", by="alice")
 
 
-def test_a_cancelled_run_can_be_retried_as_a_new_series(app: Jobyard) -> None:
+def test_a_cancelled_run_is_not_retried_and_stays_cancelled(app: Jobyard) -> None:
     run_id = enqueue("demo.noop", app=app)
     cancel_run(app, run_id, by="alice")
-    app.redis.set(flag_key(run_id), "alice")  # as if it had been running when cancelled
-    retry_run(app, run_id, by="bob")
-    assert not app.redis.exists(flag_key(run_id))
+    with pytest.raises(RunNotRetryable, match="cancelled run cannot be retried; Run again starts a new run") as refused:
+        retry_run(app, run_id, by="bob")
+    assert refused.value.reason == "cancelled"
     JobyardWorker(["default"], app=app).work(burst=True)
     run = run_of(app, run_id)
-    assert (run.status, run.series, run.cancel_requested_at) == ("completed", 2, None)
+    assert (run.status, run.series, run.retried_by) == ("cancelled", 1, None)

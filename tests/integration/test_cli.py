@@ -10,6 +10,7 @@ from click.testing import CliRunner, Result
 
 from core.app import Jobyard
 from core.cli import cli
+from tests.helpers import run_of
 from workers.worker import JobyardWorker
 
 
@@ -78,7 +79,16 @@ def test_retrying_a_completed_run_is_refused(invoke: object, app: Jobyard) -> No
     JobyardWorker(["default"], app=app).work(burst=True)
     result = invoke("retry", run_id)  # type: ignore[operator]
     assert result.exit_code == 2
-    assert f"run {run_id} is completed; only failed or cancelled runs can be retried" in result.output
+    assert f"run {run_id} is completed; only failed runs can be retried" in result.output
+
+
+def test_retrying_a_cancelled_run_points_to_run_again(invoke: object, app: Jobyard) -> None:
+    run_id = json.loads(invoke("enqueue", "demo.noop", "--json").output)["id"]  # type: ignore[operator]
+    assert invoke("cancel", run_id).exit_code == 0  # type: ignore[operator]
+    result = invoke("retry", run_id)  # type: ignore[operator]
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+    assert f"run {run_id} is cancelled, and a cancelled run cannot be retried; Run again" in result.output
+    assert run_of(app, run_id).status == "cancelled"
 
 
 def test_unmigrated_database_is_reported(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.app import Jobyard
+from jobs.actions import RunNotRetryable, retry_run
 from jobs.enqueue import enqueue
 from jobs.models import Run, RunLog
 from jobs.params import InvalidJobRequest
@@ -57,3 +58,21 @@ def test_a_failure_cancels_the_rest_of_the_chain(app: Jobyard) -> None:
 def test_unknown_dependencies_are_refused(app: Jobyard) -> None:
     with pytest.raises(InvalidJobRequest, match="depends_on: unknown run 'nope'"):
         enqueue("demo.noop", depends_on=["nope"], app=app)
+
+
+def test_retry_leaves_a_run_whose_dependency_has_not_completed(app: Jobyard) -> None:
+    parent = enqueue("demo.noop", app=app)
+    waiting = enqueue("demo.noop", depends_on=[parent], app=app)
+    with pytest.raises(RunNotRetryable, match=f"depends on run {parent}, which is pending, not completed") as refused:
+        retry_run(app, waiting, by="alice")
+    assert refused.value.reason == "waiting_on_dependency"
+    # Even a failed one (a state no path leads to today): retrying it would run it before its parent.
+    with app.engine.begin() as conn:
+        conn.execute(Run.__table__.update().where(Run.__table__.c.id == waiting).values(status="failed"))
+    with pytest.raises(RunNotRetryable, match="only failed runs whose dependencies have completed"):
+        retry_run(app, waiting, by="alice")
+    assert status(app, waiting) == "failed"
+    drain(app)  # the parent completes: now the retry goes through, and the run runs
+    retry_run(app, waiting, by="alice")
+    drain(app)
+    assert status(app, waiting) == "completed"

@@ -15,7 +15,6 @@ from core.app import Jobyard
 from dashboard.auth import audit
 from dashboard.auth.models import audit_table
 from jobs.actions import retry_run
-from jobs.cancel import cancel_run
 from jobs.enqueue import enqueue
 from jobs.models import Run, attempts_table, runs_table
 from jobs.status import FINAL, RunStatus
@@ -23,6 +22,7 @@ from scheduler.sealing import TABLES, seal_settled, signed_select
 from tests.conftest import JobyardProcess, WorkerProcesses, free_port, wait_for
 from tests.helpers import run_of
 from tests.integration.test_notifications import Inbox
+from workers.worker import JobyardWorker
 
 Workers = Callable[..., WorkerProcesses]
 Scheduler = Callable[[], JobyardProcess]
@@ -100,14 +100,16 @@ def test_the_sealing_pass_signs_a_run_settled_by_a_real_worker(
 def test_a_retried_run_loses_its_hmac_and_is_signed_again_once_settled(
     app: Jobyard, start_workers: Workers, start_scheduler: Scheduler
 ) -> None:
-    run_id = enqueue("demo.noop", {}, app=app)
-    assert cancel_run(app, run_id, by="alice") == RunStatus.CANCELLED
+    run_id = enqueue("test.rejecting", {"path": "/nowhere"}, app=app)
+    assert app.flush()
+    JobyardWorker(["default"], app=app).work(burst=True)
+    assert run_of(app, run_id).status == RunStatus.FAILED
     start_scheduler()
-    first = wait_for(lambda: hmacs(app, "runs")[run_id], timeout=30, what="the cancelled run sealed")
+    first = wait_for(lambda: hmacs(app, "runs")[run_id], timeout=30, what="the failed run sealed")
     retry_run(app, run_id, by="alice")
     assert hmacs(app, "runs")[run_id] is None
     start_workers()
-    assert finished(app, run_id).status == RunStatus.COMPLETED
+    assert finished(app, run_id).status == RunStatus.FAILED
     second = wait_for(lambda: hmacs(app, "runs")[run_id], timeout=30, what="the retried run sealed")
     assert second != first
     assert second == expected_hmac(app, "runs", run_id)

@@ -112,6 +112,12 @@ def test_retry_cancel_and_run_again_from_the_page(app: Jobyard, web: Any, users:
     response = post(client, f"/runs/{pending}/cancel", {"next": f"/runs/{pending}"})  # already final: a conflict
     assert response.status_code == 302
     assert "it has already ended" in client.get(f"/runs/{pending}").get_data(as_text=True)
+    page = client.get(f"/runs/{pending}").get_data(as_text=True)  # an abort cannot be undone: only Run again
+    assert 'name="run-again"' in page and 'name="retry"' not in page
+    post(client, f"/runs/{pending}/retry", {"next": f"/runs/{pending}"})  # a stale page's button
+    page = html.unescape(client.get(f"/runs/{pending}").get_data(as_text=True))
+    assert "a cancelled run cannot be retried; Run again starts a new run" in page
+    assert (_row(app, pending).status, _row(app, pending).series) == ("cancelled", 1)
 
     response = post(client, f"/runs/{pending}/run-again")
     new_id = response.headers["Location"].rsplit("/", 1)[1]

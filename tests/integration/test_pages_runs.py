@@ -13,9 +13,11 @@ from core.app import Jobyard
 from core.defaults import RUNS_PAGE_SIZE
 from jobs.enqueue import EnqueueRequest, enqueue_many
 from jobs.models import runs_table
+from tests.helpers import mixed_runs, run_rows
 from tests.webclient import login, post
 
 ROW = re.compile(r'<tr data-run-id="([0-9a-f]{32})"')
+FLASH = re.compile(r'<p class="flash (\w+)" role="status">(.*?)</p>', re.S)
 
 
 def _runs(app: Jobyard, type_name: str, count: int = 1, by: str = "root", **params: Any) -> list[str]:
@@ -89,7 +91,11 @@ def test_pages_go_back_in_time_and_keep_the_filters(app: Jobyard, web: Any, user
     assert 'id="newest"' in second and 'id="older"' not in second
 
 
-def test_bulk_actions_apply_to_each_selected_run_and_report_each(app: Jobyard, web: Any, users: Any) -> None:
+def flashes(page: str) -> list[tuple[str, str]]:
+    return FLASH.findall(page)
+
+
+def test_bulk_actions_answer_with_one_summary(app: Jobyard, web: Any, users: Any) -> None:
     users.add("root", "admin")
     failed, pending, other = _runs(app, "demo.noop", 3)
     _set(app, failed, status="failed", finished_at=datetime.now(UTC))
@@ -98,12 +104,31 @@ def test_bulk_actions_apply_to_each_selected_run_and_report_each(app: Jobyard, w
     assert response.status_code == 302 and response.headers["Location"] == "/runs?q=x"
     page = client.get("/runs").get_data(as_text=True)
     assert _status(app, failed) == "pending"
-    assert re.search(rf"Retry <a [^>]+>{pending}</a>: refused: run {pending} is pending", page)
+    assert flashes(page) == [("info", "Retry: retried 1, skipped 1: 1 pending")]
     assert post(client, "/runs/bulk", {"action": "cancel", "run_ids": [pending, other]}).status_code == 302
     assert _status(app, pending) == _status(app, other) == "cancelled"
-    assert post(client, "/runs/bulk", {"action": "run_again", "run_ids": [other]}).status_code == 302
+    assert flashes(client.get("/runs").get_data(as_text=True)) == [("success", "Cancel: cancelled 2")]
+    assert post(client, "/runs/bulk", {"action": "run_again", "run_ids": [other, "0" * 32]}).status_code == 302
     page = client.get("/runs").get_data(as_text=True)
-    assert "new run" in page and len(ROW.findall(page)) == 4
+    assert flashes(page) == [("info", "Run again: ran 1 again, skipped 1: 1 not found")]
+    assert len(ROW.findall(page)) == 4
+
+
+def test_bulk_retry_of_a_mixed_page_retries_only_the_failed_runs(app: Jobyard, web: Any, users: Any) -> None:
+    users.add("root", "admin")
+    mixed = mixed_runs(app)
+    before = run_rows(app, mixed.all)
+    client = login(web, "root")
+    selection = ROW.findall(client.get("/runs").get_data(as_text=True))  # the whole page, as "select all" does
+    assert set(selection) == mixed.all
+    assert post(client, "/runs/bulk", {"action": "retry", "run_ids": selection}).status_code == 302
+    page = client.get("/runs").get_data(as_text=True)
+    assert flashes(page) == [("info", "Retry: retried 3, skipped 6: 3 cancelled, 2 waiting on a dependency, 1 pending")]
+    after = run_rows(app, mixed.all)
+    for run_id in mixed.failed:  # a new attempt series, queued
+        assert after[run_id][:3] == ("pending", 2, 0) and after[run_id][4] == "root", run_id
+    assert {r: after[r] for r in mixed.all - set(mixed.failed)} == {r: before[r] for r in mixed.all - set(mixed.failed)}
+    assert flashes(client.get("/runs").get_data(as_text=True)) == []  # said once, not again
 
 
 def test_bulk_without_runs_or_with_an_unknown_action_changes_nothing(app: Jobyard, web: Any, users: Any) -> None:

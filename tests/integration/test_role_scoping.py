@@ -93,19 +93,24 @@ def test_a_viewer_reads_everything_and_changes_nothing(app: Jobyard) -> None:
 
 def test_actions_are_audited_with_who_and_what(app: Jobyard) -> None:
     run_id = ops.start(app, ADMIN, "test.follower", {})
-    ops.cancel(app, ADMIN, run_id)
+    _fail(app, run_id)
     ops.retry(app, ADMIN, run_id)
+    ops.cancel(app, ADMIN, run_id)
     with app.engine.connect() as conn:
         entries: list[Any] = conn.execute(audit_table.select().order_by(audit_table.c.id)).all()
     assert [(e.actor, e.action, e.target) for e in entries] == [
         ("root", "start", run_id),
-        ("root", "cancel", run_id),
         ("root", "retry", run_id),
+        ("root", "cancel", run_id),
     ]
 
 
 def test_a_conflicting_action_changes_nothing(app: Jobyard) -> None:
     run_id = ops.start(app, ADMIN, "test.follower", {})
-    with pytest.raises(ops.Conflict, match="only failed or cancelled"):
+    with pytest.raises(ops.Conflict, match="is pending; only failed runs can be retried"):
         ops.retry(app, ADMIN, run_id)
     assert ops.run(app, ADMIN.principal, run_id)["status"] == RunStatus.PENDING
+    ops.cancel(app, ADMIN, run_id)
+    with pytest.raises(ops.Conflict, match="a cancelled run cannot be retried; Run again starts a new run"):
+        ops.retry(app, ADMIN, run_id)
+    assert ops.run(app, ADMIN.principal, run_id)["status"] == RunStatus.CANCELLED

@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 
 from jobs.retry import RetryPolicy
-from jobs.status import FINAL, TRANSITIONS, IllegalTransition, RunStatus, check_transition, sources_of
+from jobs.status import (
+    FINAL,
+    RETRYABLE_BY_HAND,
+    TRANSITIONS,
+    IllegalTransition,
+    RunStatus,
+    check_transition,
+    sources_of,
+)
 
 
 def test_default_policy_is_five_attempts_with_doubling_waits() -> None:
@@ -34,6 +42,13 @@ def test_final_statuses_only_leave_through_a_manual_retry() -> None:
         assert TRANSITIONS[status] <= {RunStatus.PENDING}
     with pytest.raises(IllegalTransition, match="a completed run cannot become running"):
         check_transition(RunStatus.COMPLETED, RunStatus.RUNNING)
+
+
+def test_only_a_failed_run_is_retried_and_a_cancelled_one_stays_cancelled() -> None:
+    assert set(RETRYABLE_BY_HAND) == {RunStatus.FAILED}
+    assert TRANSITIONS[RunStatus.CANCELLED] == frozenset() and RunStatus.CANCELLED in FINAL
+    with pytest.raises(IllegalTransition, match="a cancelled run cannot become pending"):
+        check_transition(RunStatus.CANCELLED, RunStatus.PENDING)
 
 
 def test_running_is_reached_only_from_startable_statuses() -> None:
