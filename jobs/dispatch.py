@@ -9,6 +9,7 @@ only argument: the type and parameters are read from SQL by the worker, never tr
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,21 @@ PUSH_CHUNK = 1000  # runs per Redis round trip
 # about runs SQL says are waiting for a delivery, and a worker claims a run in SQL before RQ marks it
 # started, so a started hash beside such a run is left over from a failure RQ never finished recording.
 HELD_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})
+# RQ's own rule for a job id (rq.job.validate_job_id); a run id is a uuid4 hex, which fits it.
+JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+
+
+def job_id_of(entry: bytes | str) -> str | None:
+    """The job id a queue or registry entry names, or None when it names none RQ could have written.
+
+    RQ decodes entries as UTF-8 and takes what precedes a colon as the id, so a foreign entry (garbage
+    bytes, "<run id>:x") would make RQ crash, or act on another job than the one the entry names."""
+    if isinstance(entry, bytes):
+        try:
+            entry = entry.decode()
+        except UnicodeDecodeError:
+            return None
+    return entry if JOB_ID.fullmatch(entry) else None
 
 
 def instance_queue(instance: str) -> str:
@@ -43,6 +59,9 @@ class Delivery:
     queue: str
     timeout_s: int
     at: datetime | None = None  # None: now
+    # A retry whose backoff has passed: it goes to the head of its queue, so that a backlog of fresh runs
+    # cannot hold it back for longer than its backoff.
+    front: bool = False
 
 
 class Dispatcher:
@@ -74,10 +93,17 @@ class Dispatcher:
                         self._forget_registries(queue, delivery.run_id, pipe)
                     if delivery.at is None:
                         pipe.hset(Job.key_for(delivery.run_id), mapping=self._job_hash(delivery, created))
-                        pipe.rpush(queue.key, delivery.run_id)
+                        (pipe.lpush if delivery.front else pipe.rpush)(queue.key, delivery.run_id)
                         queue_keys.add(queue.key)
                     else:
-                        queue.schedule_job(self._job(delivery), delivery.at, pipeline=pipe)
+                        job = self._job(delivery)
+                        # RQ fetches a due job only for the queue its origin names; without one the promoter
+                        # found nothing, and the run waited for the reconciler to push it again.
+                        job.origin = queue.name
+                        # Read back by whoever promotes the job when it is due (workers/promoter.py, or RQ's
+                        # own scheduler): always written, so that a hash reused by a later push says the truth.
+                        job.enqueue_at_front = delivery.front
+                        queue.schedule_job(job, delivery.at, pipeline=pipe)
                 if queue_keys:
                     pipe.sadd(Queue.redis_queues_keys, *queue_keys)
                 pipe.execute()

@@ -158,7 +158,7 @@ def _fail_died_attempt(
         app.dispatcher.push(outcome.woken)
         if outcome.status is RunStatus.RETRYING:
             app.dispatcher.push(
-                [Delivery(claim.run_id, claim.type, claim.queue, claim.timeout_s, outcome.next_attempt_at)]
+                [Delivery(claim.run_id, claim.type, claim.queue, claim.timeout_s, outcome.next_attempt_at, front=True)]
             )
     except RedisError:
         log.warning("Redis unavailable; run %s will be pushed on a later pass", claim.run_id)
@@ -222,6 +222,8 @@ def _repush_missing(app: Jobyard, older_than: datetime, now: datetime, report: R
             if current is None:
                 continue
             due = current.scheduled_for if current.status == RunStatus.SCHEDULED else current.next_attempt_at
-            deliveries.append(Delivery(r.id, r.type, r.queue, r.timeout_s, due if due and due > now else None))
+            # A retry lost with Redis has waited its backoff like any other: it still goes before fresh runs.
+            front = current.status == RunStatus.RETRYING
+            deliveries.append(Delivery(r.id, r.type, r.queue, r.timeout_s, due if due and due > now else None, front))
         app.dispatcher.push(deliveries)
         report.repushed.extend(d.run_id for d in deliveries)

@@ -207,6 +207,10 @@ class JobyardWorker(SimpleWorker):
             # RQ scores its scheduled registry in whole seconds, truncating; one more second makes sure the
             # run never comes back before next_attempt_at (at worst a second after it).
             job.retry_intervals = [math.ceil(wait_s) + 1 if wait_s > 0 else 0]
+            # Once due, the retry has waited its backoff already: behind a backlog of fresh runs it would
+            # wait for all of them too. RQ honours this flag on an immediate retry and the promoter on a
+            # scheduled one (Job.should_enqueue_at_front).
+            job.enqueue_at_front_on_retry = True
         else:
             job.retries_left = None
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
