@@ -39,6 +39,11 @@ SQLITE_FILENAME = "jobyard.sqlite3"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 EMBEDDED_REDIS_SOCKET = "redis.sock"
 EMBEDDED_REDIS_START_TIMEOUT_S = 10.0
+# Jobs read server files (import CSVs, archives, certificates) only from import directories; without
+# JOBYARD_IMPORT_DIRS, this one under DATA_DIR (jobs/paths.py).
+IMPORT_DIRNAME = "imports"
+# A file path parameter longer than this is refused at enqueue, before anything resolves it.
+SERVER_PATH_MAX_CHARS = 4096
 
 # Bulk enqueue writes rows in batches of this many.
 ENQUEUE_BATCH_SIZE = 1000

@@ -50,6 +50,9 @@ class Settings:
     session_idle_timeout_s: float = defaults.SESSION_IDLE_TIMEOUT_S
     # Fernet keys, newest first (core/crypto.py); the key derived from secret_key always follows them.
     vault_keys: tuple[str, ...] = ()
+    # The only directories whose files a job reads by a path parameter (jobs/paths.py); a relative path
+    # parameter is taken from the first. Empty means: data_dir / defaults.IMPORT_DIRNAME.
+    import_dirs: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -94,6 +97,10 @@ class Settings:
                 env, "JOBYARD_SCHEDULE_MISFIRE_GRACE_S", defaults.SCHEDULE_MISFIRE_GRACE_S, zero_ok=True
             ),
             session_idle_timeout_s=_float(env, "JOBYARD_SESSION_IDLE_TIMEOUT_S", defaults.SESSION_IDLE_TIMEOUT_S),
+            # os.pathsep-separated like PATH (":" on POSIX): a comma is a legal character of a directory name.
+            import_dirs=tuple(
+                Path(d.strip()) for d in env.get("JOBYARD_IMPORT_DIRS", "").split(os.pathsep) if d.strip()
+            ),
         )
 
     @property
@@ -101,6 +108,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / defaults.SQLITE_FILENAME).resolve()}"
+
+    @property
+    def allowed_import_dirs(self) -> tuple[Path, ...]:
+        return self.import_dirs or (self.data_dir / defaults.IMPORT_DIRNAME,)
 
     def as_env(self) -> dict[str, str]:
         """The environment a child process needs to rebuild these exact settings."""
@@ -121,6 +132,7 @@ class Settings:
             "JOBYARD_BASE_URL": self.base_url,
             "JOBYARD_SESSION_IDLE_TIMEOUT_S": str(self.session_idle_timeout_s),
             "JOBYARD_VAULT_KEYS": ",".join(self.vault_keys),
+            "JOBYARD_IMPORT_DIRS": os.pathsep.join(str(d) for d in self.import_dirs),
         }
         if self.redis_url:
             env["JOBYARD_REDIS_URL"] = self.redis_url
