@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core import crypto
+from jobs.paths import PathRefused, confine
 from jobs.registry import JobType, Registry
 
 
@@ -80,8 +82,13 @@ def resolve_type(registry: Registry, name: str) -> JobType:
     return declared
 
 
-def validate_params(declared: JobType, raw: Mapping[str, Any] | None, *, from_text: bool = False) -> dict[str, Any]:
-    """Returns the full parameter set (defaults filled in) or raises naming every bad field."""
+def validate_params(
+    declared: JobType, raw: Mapping[str, Any] | None, *, import_dirs: Sequence[Path], from_text: bool = False
+) -> dict[str, Any]:
+    """Returns the full parameter set (defaults filled in) or raises naming every bad field.
+
+    `import_dirs` (Settings.allowed_import_dirs) bound every server path parameter; it is required so that no
+    caller can forget them."""
     raw = dict(raw or {})
     errors: list[FieldError] = []
     clean: dict[str, Any] = {}
@@ -108,6 +115,12 @@ def validate_params(declared: JobType, raw: Mapping[str, Any] | None, *, from_te
         if param.maximum is not None and value > param.maximum:
             errors.append(FieldError(param.name, f"must be at most {param.maximum:g}, got {value}"))
             continue
+        if param.server_path:
+            try:
+                confine(param.name, value, import_dirs)
+            except PathRefused as exc:
+                errors.append(FieldError(param.name, exc.problem))
+                continue
         clean[param.name] = float(value) if param.type is float else value
     errors.extend(FieldError(name, "is not a parameter of this job type") for name in sorted(raw))
     if errors:

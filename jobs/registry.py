@@ -47,6 +47,9 @@ class Param:
     # Bounds of a number, checked when the run is requested (422 in the API, exit 2 in the CLI).
     minimum: float | None = None
     maximum: float | None = None
+    # A path on the worker's disk: allowed only inside the import directories, checked when the run is requested
+    # and again by the job before it opens the file (jobs/paths.py).
+    server_path: bool = False
 
     @property
     def is_required(self) -> bool:
@@ -68,6 +71,9 @@ class Param:
             out["minimum"] = self.minimum
         if self.maximum is not None:
             out["maximum"] = self.maximum
+        if self.server_path:
+            # An annotation (JSON Schema ignores unknown keywords) for clients that offer the file to pick.
+            out["x-server-path"] = True
         return out
 
 
@@ -170,6 +176,9 @@ def job_type(
     ]
     if bounded:
         raise DeclarationError(f"{name}: only numbers have bounds ({', '.join(bounded)})")
+    paths = [p.name for p in params if p.server_path and (p.type is not str or p.secret)]
+    if paths:
+        raise DeclarationError(f"{name}: a server path is a string, and not secret ({', '.join(paths)})")
     if timeout_s < 1:
         raise DeclarationError(f"{name}: timeout_s must be at least 1")
 

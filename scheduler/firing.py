@@ -65,7 +65,11 @@ def _request(app: Jobyard, schedule: Any, occasion: str) -> EnqueueRequest | Non
     if declared is None:
         return None  # removed by ensure_defaults at the next start
     try:
-        params = validate_params(declared, unseal_secrets(schedule.params, app.settings.secret_key))
+        params = validate_params(
+            declared,
+            unseal_secrets(schedule.params, app.settings.secret_key),
+            import_dirs=app.settings.allowed_import_dirs,
+        )
     except (InvalidJobRequest, ValueError) as exc:
         log.error("schedule of %s cannot start a run: %s", schedule.type, exc)
         return None

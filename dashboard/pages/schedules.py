@@ -144,7 +144,9 @@ def save_schedule(type_name: str) -> ResponseReturnValue:
     kept = unseal_secrets(schedule.params, app.settings.secret_key) if schedule is not None else None
     params = params_from_form(declared, request.form, prefix=PARAM_PREFIX, keep=kept)
     try:
-        validate_params(declared, params, from_text=True)  # every bad field at once, with the trigger's
+        validate_params(  # every bad field at once, with the trigger's
+            declared, params, import_dirs=app.settings.allowed_import_dirs, from_text=True
+        )
     except InvalidJobRequest as exc:
         form.problems.add_request_errors(exc)
     if trigger is not None and not form.problems:

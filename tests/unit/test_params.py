@@ -31,7 +31,7 @@ def registry() -> Registry:
 
 def test_defaults_fill_in(registry: Registry) -> None:
     declared = resolve_type(registry, "test.create_user")
-    assert validate_params(declared, {"email": "a@example.org"}) == {
+    assert validate_params(declared, {"email": "a@example.org"}, import_dirs=()) == {
         "email": "a@example.org",
         "quota": 10,
         "ratio": 0.5,
@@ -42,7 +42,7 @@ def test_defaults_fill_in(registry: Registry) -> None:
 def test_one_error_names_every_bad_field(registry: Registry) -> None:
     declared = resolve_type(registry, "test.create_user")
     with pytest.raises(InvalidJobRequest) as caught:
-        validate_params(declared, {"quota": "ten", "admin": 1, "colour": "red", "size": 3})
+        validate_params(declared, {"quota": "ten", "admin": 1, "colour": "red", "size": 3}, import_dirs=())
     fields = {(e.field, e.problem.split(",")[0]) for e in caught.value.errors}
     assert fields == {
         ("email", "is required"),
@@ -61,15 +61,17 @@ def test_unknown_type_is_named(registry: Registry) -> None:
 def test_bool_is_not_an_integer(registry: Registry) -> None:
     declared = resolve_type(registry, "test.create_user")
     with pytest.raises(InvalidJobRequest, match="quota: must be an integer, got bool"):
-        validate_params(declared, {"email": "x", "quota": True})
+        validate_params(declared, {"email": "x", "quota": True}, import_dirs=())
 
 
 def test_text_values_are_coerced_for_the_command_line(registry: Registry) -> None:
     declared = resolve_type(registry, "test.create_user")
-    params = validate_params(declared, {"email": "x", "quota": "3", "ratio": "2", "admin": "yes"}, from_text=True)
+    params = validate_params(
+        declared, {"email": "x", "quota": "3", "ratio": "2", "admin": "yes"}, import_dirs=(), from_text=True
+    )
     assert params == {"email": "x", "quota": 3, "ratio": 2.0, "admin": True}
     with pytest.raises(InvalidJobRequest, match="quota: must be an integer, got 'three'"):
-        validate_params(declared, {"email": "x", "quota": "three"}, from_text=True)
+        validate_params(declared, {"email": "x", "quota": "three"}, import_dirs=(), from_text=True)
 
 
 def test_secrets_are_sealed_and_masked(registry: Registry) -> None:
@@ -91,15 +93,15 @@ def test_numbers_outside_their_declared_bounds_are_named() -> None:
         name="test.bounded", func=lambda ctx: None, title="Bounded",
         params=(Param("days", int, default=30, minimum=1, maximum=3650), Param("ratio", float, minimum=0.5)),
     )  # fmt: skip
-    assert validate_params(declared, {"ratio": 0.5}) == {"days": 30, "ratio": 0.5}
+    assert validate_params(declared, {"ratio": 0.5}, import_dirs=()) == {"days": 30, "ratio": 0.5}
     with pytest.raises(InvalidJobRequest) as caught:
-        validate_params(declared, {"days": 0, "ratio": 0.1})
+        validate_params(declared, {"days": 0, "ratio": 0.1}, import_dirs=())
     assert [str(e) for e in caught.value.errors] == [
         "days: must be at least 1, got 0",
         "ratio: must be at least 0.5, got 0.1",
     ]
     with pytest.raises(InvalidJobRequest, match="days: must be at most 3650"):
-        validate_params(declared, {"days": 4000, "ratio": 1.0})
+        validate_params(declared, {"days": 4000, "ratio": 1.0}, import_dirs=())
     assert declared.params[0].schema()["minimum"] == 1 and declared.params[0].schema()["maximum"] == 3650
 
 
