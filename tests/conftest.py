@@ -107,6 +107,9 @@ def make_settings(data_dir: Path, database_url: str, redis_url: str, **overrides
         "reconcile_grace_s": 0.0,
         "cancel_grace_s": 2.0,
         "job_modules": ("tests.jobtypes",),
+        # The default import directory first (relative path parameters are taken from it), then the test's own
+        # tmp_path, where tests write the files they import; tests/integration/test_import_dirs.py reaches out.
+        "import_dirs": (data_dir / "imports", data_dir.parent),
     }
     values.update(overrides)
     return Settings(**values)

@@ -205,10 +205,10 @@ def _manifest(raw: bytes) -> dict[str, Any]:
     return manifest
 
 
-def _verify_into(path: Path, key: bytes, copy: IO[bytes]) -> dict[str, Any]:
+def _verify_into(path: Path, key: bytes, copy: IO[bytes], file: IO[bytes] | None) -> dict[str, Any]:
     """Checks the HMAC, then copies the data while hashing it; returns the manifest."""
     try:
-        with tarfile.open(path, mode="r:") as tar:
+        with tarfile.open(path, mode="r:", fileobj=file) as tar:
             members = _members(tar)
             raw_manifest = _member_bytes(tar, members[MANIFEST], MAX_MANIFEST_BYTES)
             mac = _member_bytes(tar, members[MAC], MAX_MAC_BYTES).decode("ascii", "replace").strip()
@@ -230,10 +230,13 @@ def _verify_into(path: Path, key: bytes, copy: IO[bytes]) -> dict[str, Any]:
     return manifest
 
 
-def open_verified(path: Path, key: bytes) -> VerifiedArchive:
-    """Checks the HMAC, then the data's size and SHA-256; raises ArchiveIntegrityError on any mismatch."""
+def open_verified(path: Path, key: bytes, *, file: IO[bytes] | None = None) -> VerifiedArchive:
+    """Checks the HMAC, then the data's size and SHA-256; raises ArchiveIntegrityError on any mismatch.
+
+    With `file` (already open, e.g. by jobs/paths.py after checking where it is), that is read and `path`
+    only names it; the caller closes it."""
     with ExitStack() as stack:
         copy: IO[bytes] = stack.enter_context(tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))
-        manifest = _verify_into(path, key, copy)
+        manifest = _verify_into(path, key, copy, file)
         stack.pop_all()
     return VerifiedArchive(path, manifest, copy)

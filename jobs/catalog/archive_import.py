@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sqlalchemy import insert, select
 
 from core.db import utcnow
+from jobs import paths
 from jobs.archive_models import archived_runs_table as archived
-from jobs.catalog.archive import LONG_TIMEOUT_S, BadParameter, absolute_path, archive_key, batches, writing
+from jobs.catalog.archive import LONG_TIMEOUT_S, MAX_PATH, BadParameter, archive_key, batches, writing
 from jobs.catalog.archive_file import ArchiveIntegrityError, open_verified
 from jobs.context import JobContext
 from jobs.registry import Param, job_type
@@ -23,13 +24,14 @@ from jobs.registry import Param, job_type
 IMPORT_BATCH = 500  # runs stored per transaction
 
 
-def _import_source(path: str) -> Path:
-    source = absolute_path(path)
-    if not source.exists():
-        raise BadParameter("path", f"file {source} does not exist")
-    if not source.is_file():
-        raise BadParameter("path", f"{source} is not a file")
-    return source
+def _import_source(ctx: JobContext, path: str) -> tuple[Path, BinaryIO]:
+    """The archive file, opened after checking (again: the disk may have changed since enqueue) that it lies
+    inside the import directories."""
+    source, file = paths.open_file("path", path, paths.import_dirs_of(ctx))
+    if len(str(source)) > MAX_PATH:  # archived_runs.archive_file
+        file.close()
+        raise BadParameter("path", f"is longer than {MAX_PATH} characters once resolved")
+    return source, file
 
 
 def _when(value: Any, field: str) -> datetime | None:
@@ -76,13 +78,14 @@ def _store(ctx: JobContext, rows: list[dict[str, Any]]) -> int:
     title="Import Archived Data",
     description="Imports an archive file written by Data Archiving after checking its signature; the runs it "
     "holds can then be viewed in the dashboard's archive mode. Runs already imported are skipped.",
-    params=[Param("path", str, help="absolute path of the archive file to import")],
+    params=[Param("path", str, server_path=True, help=f"the archive file to import, {paths.HELP}")],
     exclusive=True,
     timeout_s=LONG_TIMEOUT_S,
 )
 def import_archive(ctx: JobContext, path: str) -> dict[str, Any]:
-    source, key = _import_source(path), archive_key(ctx)
-    with open_verified(source, key) as archive:
+    key = archive_key(ctx)
+    source, file = _import_source(ctx, path)
+    with file, open_verified(source, key, file=file) as archive:
         manifest = archive.manifest
         total = int(manifest.get("runs", 0))
         ctx.info(f"{source}: signature and data digest verified; {total} run(s), written {manifest.get('created_at')}")

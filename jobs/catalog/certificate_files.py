@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from jobs import paths
 from jobs.catalog.certificate_models import inventory_row
 
 MAX_FILE_BYTES = 10 * 1024 * 1024  # far above any real bundle; a bigger file is not a certificate
@@ -35,15 +36,19 @@ class CertificateFile:
         return f"{self.name} [{self.digest[:16]}]"
 
 
-def files_under(root: Path, recursive: bool, warn: Callable[[str], None]) -> list[Path]:
-    """Regular files (symbolic links to files too), hidden ones left out; subdirectory links are not followed."""
-    if not recursive:
-        return sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.is_file())
-    found: list[Path] = []
-    for folder, subfolders, names in os.walk(root, onerror=lambda exc: warn(f"cannot list {exc.filename}")):
-        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
-        found.extend(Path(folder) / n for n in names if not n.startswith("."))
-    return sorted(p for p in found if p.is_file())
+def files_under(root: Path, recursive: bool, warn: Callable[[str], None], import_dirs: Sequence[Path]) -> list[Path]:
+    """Regular files (symbolic links to files too), hidden ones left out; subdirectory links are not followed.
+
+    A symbolic link that leads out of the import directories is listed whatever it points at, and refused when
+    read: testing it with is_file() would follow it, and which links are listed would tell what exists outside."""
+    if recursive:
+        found: list[Path] = []
+        for folder, subfolders, names in os.walk(root, onerror=lambda exc: warn(f"cannot list {exc.filename}")):
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+            found.extend(Path(folder) / n for n in names if not n.startswith("."))
+    else:
+        found = [p for p in root.iterdir() if not p.name.startswith(".")]
+    return sorted(p for p in found if not paths.inside(p, import_dirs) or p.is_file())
 
 
 def parse_certificates(data: bytes) -> list[x509.Certificate]:
@@ -67,12 +72,15 @@ def parse_certificates(data: bytes) -> list[x509.Certificate]:
         raise InvalidCertificateFile("neither a PEM nor a DER certificate") from None
 
 
-def read_file(root: Path, path: Path) -> CertificateFile:
+def read_file(root: Path, path: Path, import_dirs: Sequence[Path]) -> CertificateFile:
     name = str(path.relative_to(root))
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            return CertificateFile(path, name, "-", problem=f"larger than {MAX_FILE_BYTES // 2**20} MiB")
-        data = path.read_bytes()
+        _, file = paths.open_file("path", str(path), import_dirs, max_bytes=MAX_FILE_BYTES)
+        with file:
+            data = file.read()
+    except paths.PathRefused as exc:
+        problem = "leads outside the import directories" if exc.problem == paths.OUTSIDE else exc.problem
+        return CertificateFile(path, name, "-", problem=problem)
     except OSError as exc:
         return CertificateFile(path, name, "-", problem=f"cannot be read: {exc.strerror or exc}")
     digest = hashlib.sha256(data).hexdigest()

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from sqlalchemy import Connection, insert, select
 
 from core.db import utcnow
 from dashboard.auth.models import User
+from jobs import paths
 from jobs.catalog.certificate_files import CertificateFile, InvalidCertificateFile, files_under, read_file
 from jobs.catalog.certificate_models import VALIDATORS, certificates_table, validated_domains_table
 from jobs.context import JobContext, PermanentFailure
@@ -75,21 +75,6 @@ def _recipients(ctx: JobContext, recipients: Sequence[Any], operators: Sequence[
     return sorted({*addresses, *emails.values()})
 
 
-def _directory(path: str) -> Path:
-    if "\x00" in path:
-        raise BadParameter("path", "contains a NUL character")
-    root = Path(path)
-    if not root.is_absolute():
-        raise BadParameter("path", f"must be an absolute directory path, got {path!r}")
-    if not root.exists():
-        raise BadParameter("path", f"directory {path} does not exist")
-    if not root.is_dir():
-        raise BadParameter("path", f"{path} is not a directory")
-    if not os.access(root, os.R_OK | os.X_OK):
-        raise BadParameter("path", f"directory {path} cannot be read")
-    return root
-
-
 def _known(conn: Connection, fingerprints: set[str]) -> set[str]:
     column, wanted = certificates_table.c.fingerprint_sha256, sorted(fingerprints)
     # In slices: a dry run over a large directory would pass the databases' limit of bound parameters.
@@ -127,7 +112,7 @@ def _import_report(root: Path, dry_run: bool, imported: list[str], skipped: list
     "skipping certificates already there, and reports which files were imported, skipped or invalid; the "
     "report is mailed to the addresses given.",
     params=[
-        Param("path", str, help="absolute path of the directory holding the certificate files"),
+        Param("path", str, server_path=True, help=f"the directory holding the certificate files, {paths.HELP}"),
         Param("recursive", bool, default=False, help="also read the directory's subdirectories"),
         Param("notify", list, default=[], help="email addresses the import report is sent to"),
         Param("dry_run", bool, default=False, help="report what would be imported without storing anything"),
@@ -139,8 +124,10 @@ def import_certificates(
     ctx: JobContext, path: str, recursive: bool, notify: list[Any], dry_run: bool
 ) -> dict[str, Any]:
     report_to = _addresses("notify", notify)
-    root = _directory(path)
-    files = [read_file(root, p) for p in files_under(root, recursive, ctx.warning)]
+    # Checked again here, not only at enqueue: the directory (or a link on the way) may have changed since.
+    import_dirs = paths.import_dirs_of(ctx)
+    root = paths.check_directory("path", path, import_dirs)
+    files = [read_file(root, p, import_dirs) for p in files_under(root, recursive, ctx.warning, import_dirs)]
     ctx.info(f"{len(files)} file(s) found in {root}")
     stored: dict[str, int] = {}
 

@@ -194,9 +194,10 @@ def test_import_dry_run_reports_and_stores_nothing_and_a_changed_file_is_read_ag
 @pytest.mark.parametrize(
     ("params", "error"),
     [
-        ({"path": "{root}/missing"}, "BadParameter: path: directory {root}/missing does not exist"),
-        ({"path": "{root}/ca.pem"}, "BadParameter: path: {root}/ca.pem is not a directory"),
-        ({"path": "certs"}, "BadParameter: path: must be an absolute directory path, got 'certs'"),
+        ({"path": "{root}/missing"}, "PathRefused: path: {root}/missing does not exist"),
+        ({"path": "{root}/ca.pem"}, "PathRefused: path: {root}/ca.pem is not a directory"),
+        # Relative: taken from the first import directory (tests/conftest.py make_settings), not from tmp_path.
+        ({"path": "certs"}, "/var/imports/certs does not exist"),
         ({"path": "{root}", "notify": ["pki-at-example.org"]}, "notify: not email addresses: pki-at-example.org"),
     ],
 )

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core import defaults
+from jobs import paths
 from jobs.catalog.identity import identities, lifecycle, uploads
 from jobs.catalog.identity.identities import BadIdentity, IdentityExists, NewIdentity
 from jobs.context import JobContext, PermanentFailure
@@ -59,7 +61,7 @@ class Row:
         )  # fmt: skip
 
 
-def _text(upload_id: int | None, path: str | None, engine: Any) -> tuple[str, str]:
+def _text(upload_id: int | None, path: str | None, engine: Any, import_dirs: Sequence[Path]) -> tuple[str, str]:
     """(what the file is, its text)."""
     if (upload_id is None) == (path is None):
         raise PermanentFailure("upload_id, path: give exactly one, an upload's id or a CSV file's path")
@@ -71,19 +73,15 @@ def _text(upload_id: int | None, path: str | None, engine: Any) -> tuple[str, st
             raise PermanentFailure(f"upload_id: no upload {upload_id} ({why})") from None
         return f"upload {upload_id} ({filename})", text
     assert path is not None
-    file = Path(path)
-    if "\x00" in path or not file.is_absolute():
-        raise PermanentFailure(f"path: must be an absolute file path, got {path!r}")
-    if not file.is_file():
-        raise PermanentFailure(f"path: no file {path}")
-    if file.stat().st_size > defaults.BULK_IMPORT_MAX_BYTES:
-        raise PermanentFailure(f"path: {path} is larger than {defaults.BULK_IMPORT_MAX_BYTES} bytes")
+    # Confined again, not only at enqueue: a link on the way may have been swapped since.
+    source, file = paths.open_file("path", path, import_dirs, max_bytes=defaults.BULK_IMPORT_MAX_BYTES)
     try:
-        return path, file.read_text(encoding="utf-8-sig")
+        with file:
+            return str(source), file.read().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise PermanentFailure(f"path: {path} is not UTF-8 text (byte {exc.start})") from None
+        raise PermanentFailure(f"path: {source} is not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
-        raise PermanentFailure(f"path: {path} cannot be read: {exc.strerror}") from None
+        raise PermanentFailure(f"path: {source} cannot be read: {exc.strerror}") from None
 
 
 def parse(field_name: str, text: str) -> list[Row]:
@@ -104,9 +102,9 @@ def _rows(field_name: str, reader: csv.DictReader[str]) -> list[Row]:
     repeated = sorted({c for c in header if header.count(c) > 1})
     if missing or unknown or repeated:
         if field_name == "path":
-            # A path may name any file the worker can read, which whoever starts the run may not: the first line
-            # of a key file or of /proc/self/environ must not come back as "unknown columns". An upload's
-            # header is the uploader's own, and is quoted.
+            # A path names a file on the worker's disk (inside the import directories, jobs/paths.py, yet maybe put
+            # there by someone else), which whoever starts the run may not read: its first line must not come back
+            # as "unknown columns". An upload's header is the uploader's own, and is quoted.
             unknown = [f"{len(unknown)} (not quoted from a file on the worker's disk)"] if unknown else []
             repeated = [f"{len(repeated)} (not quoted)"] if repeated else []
         problems = [f"{label} column(s): {', '.join(names)}" for label, names in
@@ -174,7 +172,13 @@ def _preview(ctx: JobContext, rows: list[Row], tally: Tally) -> None:
     "result per row. Rows naming an existing identity are left unchanged, so importing a file twice is harmless.",
     params=[
         Param("upload_id", int, required=False, minimum=1, help="the uploaded CSV file to import"),
-        Param("path", str, required=False, help="absolute path of a CSV file to import (instead of an upload)"),
+        Param(
+            "path",
+            str,
+            required=False,
+            server_path=True,
+            help=f"a CSV file to import instead of an upload, {paths.HELP}",
+        ),
         Param("dry_run", bool, default=False, help="check every row and report, creating nothing"),
         Param("continue_on_error", bool, default=False, help="go on with the next rows after a bad row"),
     ],
@@ -190,7 +194,7 @@ def bulk_import(
     app = ctx.app
     if app is None:
         raise PermanentFailure("Bulk import runs in a worker")
-    what, text = _text(upload_id, path, ctx.engine)
+    what, text = _text(upload_id, path, ctx.engine, paths.import_dirs_of(ctx) if path is not None else ())
     rows = parse("upload_id" if upload_id is not None else "path", text)
     ctx.info(f"{what}: {len(rows)} row(s)" + (" (dry run: nothing is created)" if dry_run else ""))
     tally = Tally()

@@ -5,7 +5,8 @@ groups, and every group, keyed by its externalId (else its name), with its membe
 nothing and owns no table. A source that cannot be read whole (a bad header or row, a duplicate key, a value
 too long for directory_users, a field longer than the CSV reader takes) raises `BadSource` naming the parameter
 and the place, before the sync touches a row: a half-read source must never look like a crowd of leavers. A CSV
-file's unknown or repeated header columns are counted, never quoted: `path` may name any file the worker reads.
+file's unknown or repeated header columns are counted, never quoted: `path` names a file on the worker's disk
+(inside the import directories, jobs/paths.py) that whoever starts the run may not be allowed to read.
 
 CSV columns: ``user_name`` (required), ``external_id``, ``display_name``, ``email``, ``department``,
 ``title``, ``active`` (true/false, default true), ``groups`` (group names separated by ``;``).
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from scim2_client.engines.httpx2 import SyncSCIMClient
 
 from core import defaults
+from jobs import paths
 from jobs.catalog.identity.scim_users import user_model
 from jobs.catalog.identity.targets import TargetNotFound, call, connect
 from jobs.context import PermanentFailure
@@ -118,21 +120,17 @@ def _flag(where: str, text: str | None) -> bool:
     raise BadSource("path", f"{where}: active must be true or false, got {text!r}")
 
 
-def read_csv(path: str) -> Snapshot:
-    """Reads the CSV file at `path` (absolute); checks the header before any row."""
-    file = Path(path)
-    if "\x00" in path or not file.is_absolute():
-        raise BadSource("path", f"must be an absolute file path, got {path!r}")
-    if not file.is_file():
-        raise BadSource("path", f"no file {path}")
-    if file.stat().st_size > defaults.DIRECTORY_CSV_MAX_BYTES:
-        raise BadSource("path", f"{path} is larger than {defaults.DIRECTORY_CSV_MAX_BYTES} bytes")
+def read_csv(path: str, import_dirs: Sequence[Path]) -> Snapshot:
+    """Reads the CSV file at `path`, which must lie inside the import directories (checked again here: a link on
+    the way may have been swapped since enqueue); checks the header before any row."""
+    source, file = paths.open_file("path", path, import_dirs, max_bytes=defaults.DIRECTORY_CSV_MAX_BYTES)
     try:
-        text = file.read_text(encoding="utf-8-sig")
+        with file:
+            text = file.read().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise BadSource("path", f"{path} is not UTF-8 text (byte {exc.start})") from None
+        raise BadSource("path", f"{source} is not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
-        raise BadSource("path", f"{path} cannot be read: {exc.strerror}") from None
+        raise BadSource("path", f"{source} cannot be read: {exc.strerror}") from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         return _csv_snapshot(path, reader)
@@ -147,8 +145,8 @@ def _csv_snapshot(path: str, reader: csv.DictReader[str]) -> Snapshot:
     unknown = sorted({c for c in header if c not in CSV_COLUMNS})
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if missing or unknown or duplicated:
-        # The path may name any file the worker can read, which whoever starts the run may not: the first line
-        # of a key file or of /proc/self/environ must not come back as column names. Only counts are given.
+        # The path names a file on the worker's disk, which whoever starts the run may not be allowed to read: its
+        # first line must not come back as column names. Only counts are given.
         problems = [f"missing column(s): {', '.join(missing)}"] if missing else []
         problems += [f"{label} column(s): {len(names)} (not quoted from a file on the worker's disk)"
                      for label, names in (("unknown", unknown), ("repeated", duplicated)) if names]  # fmt: skip

@@ -22,8 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -31,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from core import defaults
 from core.db import utcnow
+from jobs import paths
 from jobs.catalog.identity.directory_sources import BadSource, Snapshot, SourceUser, read_csv, read_scim
 from jobs.catalog.identity.models import directory_groups_table, directory_users_table, scim_targets_table
 from jobs.context import JobContext, PermanentFailure
@@ -75,10 +78,11 @@ class Changes:
 # Parameters
 
 
-def _source_key(target: str | None, path: str | None) -> str:
+def _source_key(target: str | None, path: str | None, import_dirs: Sequence[Path]) -> str:
     if (target is None) == (path is None):
         raise PermanentFailure("target, path: give exactly one source, a SCIM target's name or a CSV file's path")
-    key = f"scim:{target}" if target is not None else f"csv:{path}"
+    # A relative path is keyed as the absolute one it means, so that both name the same source.
+    key = f"scim:{target}" if target is not None else f"csv:{paths.absolute(path or '', import_dirs)}"
     if len(key) > MAX_SOURCE:
         raise BadSource("target" if target is not None else "path", f"must be at most {MAX_SOURCE - 4} characters")
     return key
@@ -219,7 +223,10 @@ def _jml_request(ctx: JobContext, source: str, event: Event, platform: str | Non
     "allows it.",
     params=[
         Param("target", str, required=False, help="the SCIM target to read users and groups from"),
-        Param("path", str, required=False, help="absolute path of a CSV file to read users from (instead of target)"),
+        Param(
+            "path", str, required=False, server_path=True,
+            help=f"a CSV file to read users from instead of a target, {paths.HELP}",
+        ),
         Param("platform", str, required=False, help="the domain target joiners get their domain user on"),
         Param("idp_target", str, required=False, help="the identity provider joiners get their SSO user on"),
         Param("dry_run", bool, default=False, help="report the events without storing or starting anything"),
@@ -240,16 +247,17 @@ def directory_sync(
     dry_run: bool = False,
     max_leavers: int | None = None,
 ) -> dict[str, Any]:
-    source = _source_key(target, path)
-    _check_target(ctx, "platform", platform, "domain")
-    _check_target(ctx, "idp_target", idp_target, "idp")
     if ctx.app is None:
         raise PermanentFailure("Directory sync runs in a worker")
+    import_dirs = paths.import_dirs_of(ctx)
+    source = _source_key(target, path, import_dirs)
+    _check_target(ctx, "platform", platform, "domain")
+    _check_target(ctx, "idp_target", idp_target, "idp")
     if target is not None:
         snapshot = read_scim(ctx.engine, target, check_cancelled=ctx.check_cancelled)
     else:
         assert path is not None
-        snapshot = read_csv(path)
+        snapshot = read_csv(path, import_dirs)
     ctx.info(f"{source}: {len(snapshot.users)} user(s), {len(snapshot.groups)} group(s) read")
     listed = defaults.IDENTITY_REPORT_MAX_ITEMS
     run_ids: list[str] = []
