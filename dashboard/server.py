@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -22,7 +23,10 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return build()
 
 
-def serve(host: str, port: int, *, workers: int, threads: int) -> None:
+def serve(host: str, port: int, *, workers: int, threads: int, control_socket: Path) -> None:
+    """`control_socket`: gunicorn's own default is one path per user (~/.gunicorn/gunicorn.ctl), which every
+    gunicorn of that user on the host would share; one per data directory and port does not collide."""
+    control_socket.parent.mkdir(parents=True, exist_ok=True)
     _Gunicorn(
         {
             "bind": f"{host}:{port}",
@@ -31,5 +35,6 @@ def serve(host: str, port: int, *, workers: int, threads: int) -> None:
             "worker_class": "gthread",
             "accesslog": "-",
             "graceful_timeout": 30,
+            "control_socket": str(control_socket),
         }
     ).run()

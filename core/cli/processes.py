@@ -68,7 +68,8 @@ def web(app: Jobyard, host: str, port: int, workers: int, threads: int) -> None:
         raise CliError("the web process needs JOBYARD_SECRET_KEY (it signs sessions and CSRF tokens)")
     # The workers build their own app from the environment after the fork; pass on what this process resolved.
     os.environ.update(app.child_env())
-    serve(host, port, workers=workers, threads=threads)
+    control_socket = app.settings.data_dir / "run" / f"gunicorn-{port}.ctl"
+    serve(host, port, workers=workers, threads=threads, control_socket=control_socket)
 
 
 @cli.command()
