@@ -70,3 +70,20 @@ def run_rows(app: Jobyard, run_ids: Iterable[str]) -> dict[str, tuple[Any, ...]]
     with app.engine.connect() as conn:
         found = conn.execute(select(r.id, *columns).where(r.id.in_(list(run_ids))))
         return {row[0]: tuple(row[1:]) for row in found}
+
+
+def run_with_history(app: Jobyard, by: str = "root") -> str:
+    """A failed run of test.items with item results, log lines and three attempts in three series, made by a
+    worker and two retries (the run detail's nested lists are then all non-empty)."""
+    from jobs.actions import retry_run
+    from jobs.enqueue import enqueue
+    from workers.worker import JobyardWorker
+
+    run_id = enqueue("test.items", {"count": 20}, triggered_by=by, app=app)
+    for series in (1, 2, 3):
+        if series > 1:
+            retry_run(app, run_id, by=by)
+        assert app.flush()
+        JobyardWorker(["default"], app=app).work(burst=True)
+        assert run_of(app, run_id).status == "failed"  # item 14 fails every time
+    return run_id

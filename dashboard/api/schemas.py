@@ -197,8 +197,13 @@ COMPONENTS: dict[str, dict[str, Any]] = {
                 "type": "array",
                 "items": obj(
                     {
+                        "id": {
+                            "type": "integer",
+                            "description": "increases with each line of the run; a client tailing the log "
+                            "keeps the last one it has shown",
+                        },
                         "at": {"type": "string", "format": "date-time"},
-                        "level": {"type": "string"},
+                        "level": {"type": "string", "description": "info, warning or error"},
                         "message": {"type": "string"},
                     }
                 ),

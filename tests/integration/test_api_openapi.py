@@ -7,13 +7,17 @@ import re
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from core.app import Jobyard
 from dashboard.api.routes import OPERATIONS, Operation
 from dashboard.api.schemas import COMPONENTS
 from dashboard.api.validation import unsupported_keywords
 from jobs.enqueue import enqueue
+from tests.helpers import run_with_history
 
 API = "/api/v1"
 IMPLICIT = {"HEAD", "OPTIONS"}
@@ -119,3 +123,32 @@ def test_responses_project_exactly_the_documented_fields() -> None:
     with pytest.raises(KeyError):
         project("RunState", {"id": "x"})
     assert set(COMPONENTS["RunState"]["required"]) == {"id", "status"}
+
+
+def validator_of(document: dict[str, Any], component: str) -> Draft202012Validator:
+    """A JSON Schema (2020-12, as OpenAPI 3.1 uses) validator of one component, its `$ref`s resolved in the
+    served document itself."""
+    registry: Registry[Any] = Registry().with_resource(
+        "urn:jobyard:openapi", Resource.from_contents(document, default_specification=DRAFT202012)
+    )
+    schema = {"$ref": f"urn:jobyard:openapi#/components/schemas/{component}"}
+    return Draft202012Validator(schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def test_a_full_run_answers_exactly_its_schema(app: Jobyard, web: Any, users: Any, document: dict[str, Any]) -> None:
+    run_id = run_with_history(app, by="token:ops")
+    client, headers = web.test_client(), bearer(users.token("ops", "admin"))
+    detail = client.get(f"{API}/runs/{run_id}", headers=headers).json
+    # Every nested list is filled, so that an undeclared field in any of them shows.
+    assert len(detail["attempt_history"]) == 3 and len(detail["logs"]) >= 2
+    assert detail["items"] == {"ok": 13, "failed": 3, "skipped": 26}  # series 2 and 3 skip the 13 done
+    run_detail = validator_of(document, "RunDetail")
+    assert [error.message for error in run_detail.iter_errors(detail)] == []
+    logs = detail["logs"]
+    assert [line["id"] for line in logs] == sorted(line["id"] for line in logs)  # a cursor for a log tail
+    assert not run_detail.is_valid({**detail, "logs": [{**logs[0], "surprise": 1}]})  # it would catch one
+    listed = client.get(f"{API}/runs", headers=headers).json
+    assert [error.message for error in validator_of(document, "RunPage").iter_errors(listed)] == []
+    items = client.get(f"{API}/runs/{run_id}/items", headers=headers).json
+    assert len(items["items"]) == 42
+    assert [error.message for error in validator_of(document, "Items").iter_errors(items)] == []
