@@ -19,15 +19,16 @@ import io
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-from scim2_client.engines.httpx2 import SyncSCIMClient
+from typing import TYPE_CHECKING, Any
 
 from core import defaults
 from jobs import paths
 from jobs.catalog.identity.scim_users import user_model
 from jobs.catalog.identity.targets import TargetNotFound, call, connect
 from jobs.context import PermanentFailure
+
+if TYPE_CHECKING:
+    from scim2_client.engines.httpx2 import SyncSCIMClient
 
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 CSV_COLUMNS = ("user_name", "external_id", "display_name", "email", "department", "title", "active", "groups")

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from scim2_models import NotFoundException
 from sqlalchemy import Engine, select, update
 
 from core.db import utcnow
@@ -76,6 +75,8 @@ def patch_accounts(engine: Engine, identity_id: int, values: dict[str, Any], out
     """Sets `values` (SCIM path -> value, None removes it) on each of the identity's accounts."""
     if not values:
         return
+    from scim2_models import NotFoundException
+
     patch = {"schemas": [PATCH_SCHEMA], "Operations": _operations(values)}
     for target, remote_id in accounts(engine, identity_id):
         try:

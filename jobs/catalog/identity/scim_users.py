@@ -7,12 +7,12 @@ caller as scim2-models' SCIMException subclasses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from scim2_client.engines.httpx2 import SyncSCIMClient
-from scim2_models import UniquenessException
+from typing import TYPE_CHECKING, Any
 
 from jobs.catalog.identity.targets import call
+
+if TYPE_CHECKING:
+    from scim2_client.engines.httpx2 import SyncSCIMClient
 
 
 def user_model(scim: SyncSCIMClient) -> Any:
@@ -55,6 +55,8 @@ def ensure_user(scim: SyncSCIMClient, attributes: dict[str, Any], *, adopt_forei
     before recording it, and is taken over. Any other is someone else's account: taking it over would let a
     later rotation reset a stranger's password, so it is refused (ForeignAccount) unless `adopt_foreign`,
     which the caller grants only when the identity was read from that very target (directory sync)."""
+    from scim2_models import UniquenessException
+
     model = user_model(scim)
     existing = find_user(scim, attributes["user_name"])
     if existing is None:

@@ -14,20 +14,22 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import httpx2
 import tenacity
-from scim2_client import RequestNetworkException
-from scim2_client.engines.httpx2 import SyncSCIMClient
-from scim2_models import ScimProvider
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import defaults, vault
 from core.db import utcnow
 from jobs.catalog.identity.models import TARGET_ROLES, scim_targets_table
+
+if TYPE_CHECKING:
+    # scim2-client and scim2-models build their pydantic models at import (about a second of CPU): they are
+    # imported when a SCIM call is first made, not by every process that declares the identity types.
+    from scim2_client.engines.httpx2 import SyncSCIMClient
+    from scim2_models import ScimProvider
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,99}$")
 T = TypeVar("T")
@@ -174,6 +176,9 @@ def _masked_token(engine: Engine, name: str) -> str:
 def connect(engine: Engine, name: str, *, timeout_s: float = defaults.SCIM_TIMEOUT_S) -> Iterator[SyncSCIMClient]:
     """A SCIM client for target `name`, its service discovered (at most every SCIM_DISCOVERY_TTL_S per process
     and base URL); closed on leaving the block."""
+    import httpx2
+    from scim2_client.engines.httpx2 import SyncSCIMClient
+
     target = get(engine, name)
     token = vault.get(engine, secret_name(name))
     with httpx2.Client(
@@ -196,6 +201,8 @@ _discovered: dict[str, tuple[float, ScimProvider]] = {}
 
 def call(operation: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Runs one SCIM call, retrying network failures (not SCIM errors, which another try would repeat)."""
+    from scim2_client import RequestNetworkException
+
     for attempt in tenacity.Retrying(
         stop=tenacity.stop_after_attempt(defaults.SCIM_CALL_TRIES),
         wait=tenacity.wait_exponential(multiplier=defaults.SCIM_CALL_BACKOFF_S),
