@@ -42,6 +42,9 @@ EMBEDDED_REDIS_START_TIMEOUT_S = 10.0
 # Jobs read server files (import CSVs, archives, certificates) only from import directories; without
 # JOBYARD_IMPORT_DIRS, this one under DATA_DIR (jobs/paths.py).
 IMPORT_DIRNAME = "imports"
+# Jobs create server files (archives) only inside export directories; without JOBYARD_EXPORT_DIRS, this one under
+# DATA_DIR. Not an import directory unless listed in JOBYARD_IMPORT_DIRS too (jobs/paths.py).
+EXPORT_DIRNAME = "exports"
 # A file path parameter longer than this is refused at enqueue, before anything resolves it.
 SERVER_PATH_MAX_CHARS = 4096
 

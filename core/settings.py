@@ -6,12 +6,34 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from core import crypto, defaults
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value Jobyard cannot use."""
+
+
+def _dirs(env: Mapping[str, str], name: str) -> tuple[Path, ...]:
+    # os.pathsep-separated like PATH (":" on POSIX): a comma is a legal character of a directory name.
+    return tuple(Path(d.strip()) for d in env.get(name, "").split(os.pathsep) if d.strip())
+
+
+# What a path parameter does on the worker's disk, and so which directories bound it (jobs/paths.py).
+ServerPath = Literal["import", "export"]
+
+
+@dataclass(frozen=True)
+class ServerDirs:
+    """The directories path parameters are confined to: files are read only inside `imports` and created only
+    inside `exports`. Empty allows nothing."""
+
+    imports: tuple[Path, ...] = ()
+    exports: tuple[Path, ...] = ()
+
+    def of(self, kind: ServerPath) -> tuple[Path, ...]:
+        return self.imports if kind == "import" else self.exports
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *, zero_ok: bool = False) -> float:
@@ -53,6 +75,10 @@ class Settings:
     # The only directories whose files a job reads by a path parameter (jobs/paths.py); a relative path
     # parameter is taken from the first. Empty means: data_dir / defaults.IMPORT_DIRNAME.
     import_dirs: tuple[Path, ...] = ()
+    # The only directories where a job creates a file named by a path parameter (archives); a relative path
+    # parameter is taken from the first. Empty means: data_dir / defaults.EXPORT_DIRNAME. Jobs read files by path
+    # only from import_dirs, which include these only when listed there too.
+    export_dirs: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -97,10 +123,8 @@ class Settings:
                 env, "JOBYARD_SCHEDULE_MISFIRE_GRACE_S", defaults.SCHEDULE_MISFIRE_GRACE_S, zero_ok=True
             ),
             session_idle_timeout_s=_float(env, "JOBYARD_SESSION_IDLE_TIMEOUT_S", defaults.SESSION_IDLE_TIMEOUT_S),
-            # os.pathsep-separated like PATH (":" on POSIX): a comma is a legal character of a directory name.
-            import_dirs=tuple(
-                Path(d.strip()) for d in env.get("JOBYARD_IMPORT_DIRS", "").split(os.pathsep) if d.strip()
-            ),
+            import_dirs=_dirs(env, "JOBYARD_IMPORT_DIRS"),
+            export_dirs=_dirs(env, "JOBYARD_EXPORT_DIRS"),
         )
 
     @property
@@ -112,6 +136,14 @@ class Settings:
     @property
     def allowed_import_dirs(self) -> tuple[Path, ...]:
         return self.import_dirs or (self.data_dir / defaults.IMPORT_DIRNAME,)
+
+    @property
+    def allowed_export_dirs(self) -> tuple[Path, ...]:
+        return self.export_dirs or (self.data_dir / defaults.EXPORT_DIRNAME,)
+
+    @property
+    def server_dirs(self) -> ServerDirs:
+        return ServerDirs(self.allowed_import_dirs, self.allowed_export_dirs)
 
     def as_env(self) -> dict[str, str]:
         """The environment a child process needs to rebuild these exact settings."""
@@ -133,6 +165,7 @@ class Settings:
             "JOBYARD_SESSION_IDLE_TIMEOUT_S": str(self.session_idle_timeout_s),
             "JOBYARD_VAULT_KEYS": ",".join(self.vault_keys),
             "JOBYARD_IMPORT_DIRS": os.pathsep.join(str(d) for d in self.import_dirs),
+            "JOBYARD_EXPORT_DIRS": os.pathsep.join(str(d) for d in self.export_dirs),
         }
         if self.redis_url:
             env["JOBYARD_REDIS_URL"] = self.redis_url
