@@ -98,7 +98,7 @@ def start(
     declared = job_type(app, actor.principal, type_name)
     if not actor.principal.may_start(declared):
         raise Forbidden(f"{actor.name} may not start {type_name}")
-    clean = validate_params(declared, params or {}, import_dirs=app.settings.allowed_import_dirs, from_text=from_text)
+    clean = validate_params(declared, params or {}, dirs=app.settings.server_dirs, from_text=from_text)
     addresses = tuple(clean_addresses(notify))
     domain = actor.principal.domain if declared.domain is None else declared.domain
     request = EnqueueRequest(
@@ -194,7 +194,7 @@ def run_again(app: Jobyard, actor: Actor, run_id: str) -> str:
         raise Forbidden(f"{actor.name} may not start {row.type}")
     try:
         params = validate_params(
-            declared, unseal_secrets(row.params, app.settings.secret_key), import_dirs=app.settings.allowed_import_dirs
+            declared, unseal_secrets(row.params, app.settings.secret_key), dirs=app.settings.server_dirs
         )
     except InvalidJobRequest as exc:
         # The type's parameters changed since this run started; the run itself is left as it was.

@@ -60,9 +60,7 @@ def _prepare(
     errors: list[FieldError] = []
     try:
         declared = resolve_type(app.registry, request.type)
-        params = validate_params(
-            declared, request.params, import_dirs=app.settings.allowed_import_dirs, from_text=from_text
-        )
+        params = validate_params(declared, request.params, dirs=app.settings.server_dirs, from_text=from_text)
     except InvalidJobRequest as exc:
         raise InvalidJobRequest([FieldError(prefix + e.field, e.problem) for e in exc.errors]) from None
     if request.at is not None and request.at.tzinfo is None:

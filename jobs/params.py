@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from core import crypto
+from core.settings import ServerDirs
 from jobs.paths import PathRefused, confine
 from jobs.registry import JobType, Registry
 
@@ -83,12 +83,12 @@ def resolve_type(registry: Registry, name: str) -> JobType:
 
 
 def validate_params(
-    declared: JobType, raw: Mapping[str, Any] | None, *, import_dirs: Sequence[Path], from_text: bool = False
+    declared: JobType, raw: Mapping[str, Any] | None, *, dirs: ServerDirs, from_text: bool = False
 ) -> dict[str, Any]:
     """Returns the full parameter set (defaults filled in) or raises naming every bad field.
 
-    `import_dirs` (Settings.allowed_import_dirs) bound every server path parameter; it is required so that no
-    caller can forget them."""
+    `dirs` (Settings.server_dirs) bound every server path parameter, the import or the export directories as it
+    declares; it is required so that no caller can forget them."""
     raw = dict(raw or {})
     errors: list[FieldError] = []
     clean: dict[str, Any] = {}
@@ -115,9 +115,9 @@ def validate_params(
         if param.maximum is not None and value > param.maximum:
             errors.append(FieldError(param.name, f"must be at most {param.maximum:g}, got {value}"))
             continue
-        if param.server_path:
+        if param.server_path is not None:
             try:
-                confine(param.name, value, import_dirs)
+                confine(param.name, value, dirs.of(param.server_path), param.server_path)
             except PathRefused as exc:
                 errors.append(FieldError(param.name, exc.problem))
                 continue

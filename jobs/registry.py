@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import defaults
+from core.settings import ServerPath
 from jobs.retry import RetryPolicy
 from scheduler.triggers import Trigger
 
@@ -47,9 +48,10 @@ class Param:
     # Bounds of a number, checked when the run is requested (422 in the API, exit 2 in the CLI).
     minimum: float | None = None
     maximum: float | None = None
-    # A path on the worker's disk: allowed only inside the import directories, checked when the run is requested
-    # and again by the job before it opens the file (jobs/paths.py).
-    server_path: bool = False
+    # A path on the worker's disk (jobs/paths.py): "import", a file or directory the job reads, allowed only inside
+    # the import directories; "export", a file the job creates, allowed only inside the export directories.
+    # Checked when the run is requested and again by the job right before it opens or creates the file.
+    server_path: ServerPath | None = None
 
     @property
     def is_required(self) -> bool:
@@ -71,9 +73,10 @@ class Param:
             out["minimum"] = self.minimum
         if self.maximum is not None:
             out["maximum"] = self.maximum
-        if self.server_path:
-            # An annotation (JSON Schema ignores unknown keywords) for clients that offer the file to pick.
-            out["x-server-path"] = True
+        if self.server_path is not None:
+            # An annotation (JSON Schema ignores unknown keywords) for clients that offer a file to pick ("import")
+            # or a name to save as ("export").
+            out["x-server-path"] = self.server_path
         return out
 
 
@@ -176,7 +179,10 @@ def job_type(
     ]
     if bounded:
         raise DeclarationError(f"{name}: only numbers have bounds ({', '.join(bounded)})")
-    paths = [p.name for p in params if p.server_path and (p.type is not str or p.secret)]
+    kinds = [p.name for p in params if p.server_path not in (None, "import", "export")]
+    if kinds:
+        raise DeclarationError(f"{name}: server_path is 'import' or 'export' ({', '.join(kinds)})")
+    paths = [p.name for p in params if p.server_path is not None and (p.type is not str or p.secret)]
     if paths:
         raise DeclarationError(f"{name}: a server path is a string, and not secret ({', '.join(paths)})")
     if timeout_s < 1:

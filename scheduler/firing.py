@@ -68,7 +68,7 @@ def _request(app: Jobyard, schedule: Any, occasion: str) -> EnqueueRequest | Non
         params = validate_params(
             declared,
             unseal_secrets(schedule.params, app.settings.secret_key),
-            import_dirs=app.settings.allowed_import_dirs,
+            dirs=app.settings.server_dirs,
         )
     except (InvalidJobRequest, ValueError) as exc:
         log.error("schedule of %s cannot start a run: %s", schedule.type, exc)

@@ -98,7 +98,7 @@ def _check(
     app: Jobyard, type_name: str, trigger: Trigger, params: dict[str, Any] | None, from_text: bool
 ) -> dict[str, Any]:
     declared = resolve_type(app.registry, type_name)
-    clean = validate_params(declared, params or {}, import_dirs=app.settings.allowed_import_dirs, from_text=from_text)
+    clean = validate_params(declared, params or {}, dirs=app.settings.server_dirs, from_text=from_text)
     if trigger.kind == "after":
         followed = trigger.spec["type"]
         if followed not in app.registry:
@@ -180,9 +180,7 @@ def run_now(
     except ScheduleNotFound:
         pass
     # Validated here too so that a bad override is reported against the merged set, field by field.
-    merged = validate_params(
-        declared, {**base, **(params or {})}, import_dirs=app.settings.allowed_import_dirs, from_text=from_text
-    )
+    merged = validate_params(declared, {**base, **(params or {})}, dirs=app.settings.server_dirs, from_text=from_text)
     [run_id] = enqueue_many([EnqueueRequest(type_name, merged, triggered_by=by, schedule_id=schedule_id)], app=app)
     return run_id
 

@@ -64,7 +64,7 @@ def start_run(call: Call) -> Response:
     params = body.get("params") or {}
     if declared is not None and "params" not in malformed:
         try:
-            validate_params(declared, params, import_dirs=call.app.settings.allowed_import_dirs)
+            validate_params(declared, params, dirs=call.app.settings.server_dirs)
         except InvalidJobRequest as exc:
             problems.extend(param_problems(exc))
     addresses: list[str] = []

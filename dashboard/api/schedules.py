@@ -117,7 +117,7 @@ def put_schedule(call: Call, type_name: str) -> Response:
     params = body.get("params") or {}
     if "params" not in malformed:
         try:
-            validate_params(declared, params, import_dirs=call.app.settings.allowed_import_dirs)
+            validate_params(declared, params, dirs=call.app.settings.server_dirs)
         except InvalidJobRequest as exc:
             problems.extend(param_problems(exc))
     report_to = body.get("report_to")

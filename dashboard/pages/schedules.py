@@ -145,7 +145,7 @@ def save_schedule(type_name: str) -> ResponseReturnValue:
     params = params_from_form(declared, request.form, prefix=PARAM_PREFIX, keep=kept)
     try:
         validate_params(  # every bad field at once, with the trigger's
-            declared, params, import_dirs=app.settings.allowed_import_dirs, from_text=True
+            declared, params, dirs=app.settings.server_dirs, from_text=True
         )
     except InvalidJobRequest as exc:
         form.problems.add_request_errors(exc)

@@ -78,7 +78,7 @@ def _store(ctx: JobContext, rows: list[dict[str, Any]]) -> int:
     title="Import Archived Data",
     description="Imports an archive file written by Data Archiving after checking its signature; the runs it "
     "holds can then be viewed in the dashboard's archive mode. Runs already imported are skipped.",
-    params=[Param("path", str, server_path=True, help=f"the archive file to import, {paths.HELP}")],
+    params=[Param("path", str, server_path="import", help=f"the archive file to import, {paths.HELP}")],
     exclusive=True,
     timeout_s=LONG_TIMEOUT_S,
 )

@@ -112,7 +112,7 @@ def _import_report(root: Path, dry_run: bool, imported: list[str], skipped: list
     "skipping certificates already there, and reports which files were imported, skipped or invalid; the "
     "report is mailed to the addresses given.",
     params=[
-        Param("path", str, server_path=True, help=f"the directory holding the certificate files, {paths.HELP}"),
+        Param("path", str, server_path="import", help=f"the directory holding the certificate files, {paths.HELP}"),
         Param("recursive", bool, default=False, help="also read the directory's subdirectories"),
         Param("notify", list, default=[], help="email addresses the import report is sent to"),
         Param("dry_run", bool, default=False, help="report what would be imported without storing anything"),

@@ -59,12 +59,12 @@ def refused_paths(tmp_path: Path, outside: Path) -> dict[str, str]:
     }
 
 
-def test_exactly_the_path_reading_types_declare_a_server_path(app: Jobyard) -> None:
-    declared = sorted(t.name for t in app.registry for p in t.params if p.server_path)
+def test_exactly_the_path_reading_types_declare_an_import_path(app: Jobyard) -> None:
+    declared = sorted(t.name for t in app.registry for p in t.params if p.server_path == "import")
     assert declared == sorted(PATH_TYPES)
     assert all(t.param("path") is not None for t in app.registry if t.name in PATH_TYPES)
     schema = app.registry.get("archive.import").schema()  # type: ignore[union-attr]
-    assert schema["properties"]["path"]["x-server-path"] is True
+    assert schema["properties"]["path"]["x-server-path"] == "import"
     assert "import directories" in schema["properties"]["path"]["description"]
 
 

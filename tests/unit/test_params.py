@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from core import crypto
+from core.settings import ServerDirs
 from jobs.params import InvalidJobRequest, resolve_type, seal_secrets, unseal_secrets, validate_params
-from jobs.registry import Param, Registry, job_type
+from jobs.paths import EXPORT_OUTSIDE, OUTSIDE
+from jobs.registry import DeclarationError, JobType, Param, Registry, job_type
+
+NO_DIRS = ServerDirs()  # no server path parameter here
 
 
 @pytest.fixture
@@ -31,7 +38,7 @@ def registry() -> Registry:
 
 def test_defaults_fill_in(registry: Registry) -> None:
     declared = resolve_type(registry, "test.create_user")
-    assert validate_params(declared, {"email": "a@example.org"}, import_dirs=()) == {
+    assert validate_params(declared, {"email": "a@example.org"}, dirs=NO_DIRS) == {
         "email": "a@example.org",
         "quota": 10,
         "ratio": 0.5,
@@ -42,7 +49,7 @@ def test_defaults_fill_in(registry: Registry) -> None:
 def test_one_error_names_every_bad_field(registry: Registry) -> None:
     declared = resolve_type(registry, "test.create_user")
     with pytest.raises(InvalidJobRequest) as caught:
-        validate_params(declared, {"quota": "ten", "admin": 1, "colour": "red", "size": 3}, import_dirs=())
+        validate_params(declared, {"quota": "ten", "admin": 1, "colour": "red", "size": 3}, dirs=NO_DIRS)
     fields = {(e.field, e.problem.split(",")[0]) for e in caught.value.errors}
     assert fields == {
         ("email", "is required"),
@@ -61,17 +68,17 @@ def test_unknown_type_is_named(registry: Registry) -> None:
 def test_bool_is_not_an_integer(registry: Registry) -> None:
     declared = resolve_type(registry, "test.create_user")
     with pytest.raises(InvalidJobRequest, match="quota: must be an integer, got bool"):
-        validate_params(declared, {"email": "x", "quota": True}, import_dirs=())
+        validate_params(declared, {"email": "x", "quota": True}, dirs=NO_DIRS)
 
 
 def test_text_values_are_coerced_for_the_command_line(registry: Registry) -> None:
     declared = resolve_type(registry, "test.create_user")
     params = validate_params(
-        declared, {"email": "x", "quota": "3", "ratio": "2", "admin": "yes"}, import_dirs=(), from_text=True
+        declared, {"email": "x", "quota": "3", "ratio": "2", "admin": "yes"}, dirs=NO_DIRS, from_text=True
     )
     assert params == {"email": "x", "quota": 3, "ratio": 2.0, "admin": True}
     with pytest.raises(InvalidJobRequest, match="quota: must be an integer, got 'three'"):
-        validate_params(declared, {"email": "x", "quota": "three"}, import_dirs=(), from_text=True)
+        validate_params(declared, {"email": "x", "quota": "three"}, dirs=NO_DIRS, from_text=True)
 
 
 def test_secrets_are_sealed_and_masked(registry: Registry) -> None:
@@ -93,15 +100,15 @@ def test_numbers_outside_their_declared_bounds_are_named() -> None:
         name="test.bounded", func=lambda ctx: None, title="Bounded",
         params=(Param("days", int, default=30, minimum=1, maximum=3650), Param("ratio", float, minimum=0.5)),
     )  # fmt: skip
-    assert validate_params(declared, {"ratio": 0.5}, import_dirs=()) == {"days": 30, "ratio": 0.5}
+    assert validate_params(declared, {"ratio": 0.5}, dirs=NO_DIRS) == {"days": 30, "ratio": 0.5}
     with pytest.raises(InvalidJobRequest) as caught:
-        validate_params(declared, {"days": 0, "ratio": 0.1}, import_dirs=())
+        validate_params(declared, {"days": 0, "ratio": 0.1}, dirs=NO_DIRS)
     assert [str(e) for e in caught.value.errors] == [
         "days: must be at least 1, got 0",
         "ratio: must be at least 0.5, got 0.1",
     ]
     with pytest.raises(InvalidJobRequest, match="days: must be at most 3650"):
-        validate_params(declared, {"days": 4000, "ratio": 1.0}, import_dirs=())
+        validate_params(declared, {"days": 4000, "ratio": 1.0}, dirs=NO_DIRS)
     assert declared.params[0].schema()["minimum"] == 1 and declared.params[0].schema()["maximum"] == 3650
 
 
@@ -111,4 +118,29 @@ def test_only_numbers_may_have_bounds() -> None:
     with pytest.raises(DeclarationError, match="only numbers have bounds"):
         job_type("test.badbounds", title="x", params=[Param("name", str, minimum=1)], registry=Registry())(
             lambda ctx, name: None
+        )
+
+
+def test_a_server_path_is_confined_to_the_directories_of_its_kind(tmp_path: Path) -> None:
+    declared = JobType(
+        name="test.copy", func=lambda ctx: None, title="Copy",
+        params=(Param("source", str, server_path="import"), Param("target", str, server_path="export")),
+    )  # fmt: skip
+    imports, exports = tmp_path / "in", tmp_path / "out"
+    dirs = ServerDirs(imports=(imports,), exports=(exports,))
+    assert validate_params(declared, {"source": "a.csv", "target": "b.csv"}, dirs=dirs) == {
+        "source": "a.csv",
+        "target": "b.csv",
+    }
+    with pytest.raises(InvalidJobRequest) as caught:
+        validate_params(declared, {"source": str(exports / "b.csv"), "target": str(imports / "a.csv")}, dirs=dirs)
+    assert [str(e) for e in caught.value.errors] == [f"source: {OUTSIDE}", f"target: {EXPORT_OUTSIDE}"]
+    assert [p.schema()["x-server-path"] for p in declared.params] == ["import", "export"]
+
+
+@pytest.mark.parametrize("kind", [True, "read", "imports"])
+def test_a_server_path_is_declared_import_or_export(kind: Any) -> None:
+    with pytest.raises(DeclarationError, match="server_path is 'import' or 'export'"):
+        job_type("test.badpath", title="x", params=[Param("path", str, server_path=kind)], registry=Registry())(
+            lambda ctx, path: None
         )

@@ -176,7 +176,7 @@ def _preview(ctx: JobContext, rows: list[Row], tally: Tally) -> None:
             "path",
             str,
             required=False,
-            server_path=True,
+            server_path="import",
             help=f"a CSV file to import instead of an upload, {paths.HELP}",
         ),
         Param("dry_run", bool, default=False, help="check every row and report, creating nothing"),

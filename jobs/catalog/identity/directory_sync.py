@@ -224,7 +224,7 @@ def _jml_request(ctx: JobContext, source: str, event: Event, platform: str | Non
     params=[
         Param("target", str, required=False, help="the SCIM target to read users and groups from"),
         Param(
-            "path", str, required=False, server_path=True,
+            "path", str, required=False, server_path="import",
             help=f"a CSV file to read users from instead of a target, {paths.HELP}",
         ),
         Param("platform", str, required=False, help="the domain target joiners get their domain user on"),
