@@ -110,6 +110,8 @@ def make_settings(data_dir: Path, database_url: str, redis_url: str, **overrides
         # The default import directory first (relative path parameters are taken from it), then the test's own
         # tmp_path, where tests write the files they import; tests/integration/test_import_dirs.py reaches out.
         "import_dirs": (data_dir / "imports", data_dir.parent),
+        # Alike for the files tests export (archives); tests/integration/test_export_dirs.py reaches out.
+        "export_dirs": (data_dir / "exports", data_dir.parent),
     }
     values.update(overrides)
     return Settings(**values)

@@ -5,22 +5,30 @@ the cutoff), with their attempts, log lines, item results and dependency rows, o
 into an archive file (format: jobs/catalog/archive_file.py). Runs that are not final are never taken,
 nor a final run some unfinished run still waits on.
 
+``path`` names a file to create inside the export directories (``JOBYARD_EXPORT_DIRS``, jobs/paths.py): checked
+when the run is requested, and again right before the file is created, relative to the directory opened then, so
+a symlink or directory swapped in between cannot redirect the write. ``<path>`` is never replaced, and a symlink
+there is never followed: it counts as an existing file.
+
 Crash safety, in this order:
-1. the records are written to ``<path>.partial`` (fsynced), which is then renamed to ``<path>`` and the
-   directory fsynced; a failure before the rename removes the partial file and changes nothing;
+1. the records are written to ``<path>.partial`` (fsynced; one left by an attempt that died while writing is
+   removed first), which is then linked to ``<path>`` only if nothing took that name meanwhile, and the
+   directory fsynced; a failure before that removes the partial file and changes nothing;
 2. the finished file is read back and verified (HMAC and data digest);
 3. the live rows are deleted in batches, one transaction each, keyed by the run ids *in that file*, and
    only while those runs are still final (a run retried by hand meanwhile stays live, and is counted as
    kept). A cancel is honoured while writing; once the file exists the move is completed.
-A run that dies between the rename and the end of the deletes is retried with the same parameters: it
+A run that dies between publishing and the end of the deletes is retried with the same parameters: it
 finds ``<path>`` holding a valid archive it wrote itself (the manifest names the exporting run) and
-resumes at step 2, so nothing is written twice. Any other existing file at ``<path>`` is refused.
+resumes at step 2, so nothing is written twice. Anything else at ``<path>`` is refused.
 
 With nothing to archive no file is created; the result says so (a second export is thus a no-op).
 
 ``archive.import`` verifies a file's HMAC and data digest before reading a record, then stores each run
 in ``archived_runs`` (never back in the live tables), skipping runs already imported: importing a file
 twice imports nothing the second time. The dashboard's archive view (dashboard/pages/archive.py) shows them.
+It reads only inside the import directories: to import an archive where it was exported, the installation
+lists that export directory in ``JOBYARD_IMPORT_DIRS`` too (or moves the file into an import directory).
 """
 
 from __future__ import annotations
@@ -30,14 +38,15 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Connection, Table, and_, delete, exists, func, or_, select
 
 from core.db import utcnow
 from core.hotsql import sqlite_write_lock
 from core.integrity import derive_key
-from jobs.catalog.archive_file import ArchiveIntegrityError, ArchiveWriter, VerifiedArchive, open_verified, publish
+from jobs import paths
+from jobs.catalog.archive_file import ArchiveIntegrityError, ArchiveWriter, VerifiedArchive, open_verified
 from jobs.context import JobContext, PermanentFailure
 from jobs.models import RunDependency, RunItem, attempts_table, run_logs_table, runs_table
 from jobs.registry import REGISTRY, Param, job_type
@@ -92,23 +101,13 @@ def _types(ctx: JobContext, names: Sequence[Any]) -> list[str]:
     return wanted
 
 
-def absolute_path(path: str) -> Path:
-    if "\x00" in path:
-        raise BadParameter("path", "contains a NUL character")
-    if len(path) > MAX_PATH:
-        raise BadParameter("path", f"is longer than {MAX_PATH} characters")
-    target = Path(path)
-    if not target.is_absolute():
-        raise BadParameter("path", f"must be an absolute file path, got {path!r}")
-    return target
-
-
-def _export_target(path: str) -> Path:
-    target = absolute_path(path)
-    if path.endswith("/") or target.name in ("", ".", ".."):
-        raise BadParameter("path", f"must name a file, got {path!r}")
-    if not target.parent.is_dir():
-        raise BadParameter("path", f"directory {target.parent} does not exist")
+def _export_target(ctx: JobContext, path: str) -> paths.ExportTarget:
+    """The archive file to create, checked again (the disk may have changed since enqueue) to lie inside the
+    export directories, its directory held open to create it in."""
+    target = paths.open_export("path", path, paths.export_dirs_of(ctx))
+    if len(str(target.path)) > MAX_PATH:  # archived_runs.archive_file, once imported
+        target.close()
+        raise BadParameter("path", f"is longer than {MAX_PATH} characters once resolved")
     return target
 
 
@@ -197,25 +196,27 @@ def _records(ctx: JobContext, condition: ColumnElement[bool]) -> Iterator[dict[s
         last = (found[-1]["created_at"], found[-1]["id"])
 
 
-def _write(ctx: JobContext, target: Path, key: bytes, header: dict[str, Any], condition: ColumnElement[bool]) -> int:
-    """Writes the archive to `target` through `<target>.partial`; returns how many runs it holds."""
+def _write(
+    ctx: JobContext, target: paths.ExportTarget, key: bytes, header: dict[str, Any], condition: ColumnElement[bool]
+) -> int:
+    """Writes the archive to `target` through `<target>.partial`; returns how many runs it holds. On failure the
+    partial file goes when `target` is closed."""
     with ctx.engine.connect() as conn:
         total = int(conn.execute(select(func.count()).select_from(runs).where(condition)).scalar_one())
     if total == 0:
         return 0
-    partial = target.with_name(target.name + ".partial")
-    writer = ArchiveWriter(target.parent)
+    writer = ArchiveWriter(target.scratch())
     try:
         for record in _records(ctx, condition):
             writer.add(record)
             if writer.count % EXPORT_BATCH == 0:
                 ctx.progress(writer.count, 2 * total, f"writing the archive: {writer.count} runs")
         ctx.check_cancelled()
-        writer.finish(partial, key, header)
-        publish(partial, target)
+        with target.create() as out:
+            writer.finish(out, key, header)
+        target.publish()
     except BaseException:
         writer.close()
-        partial.unlink(missing_ok=True)
         raise
     ctx.progress(writer.count, 2 * writer.count, f"archive written: {writer.count} runs")
     return writer.count
@@ -245,16 +246,27 @@ def _remove(ctx: JobContext, archive: VerifiedArchive) -> dict[str, int]:
     return {"removed": removed, "kept_live": kept, "already_removed": gone}
 
 
-def _resumable(ctx: JobContext, target: Path, key: bytes) -> VerifiedArchive:
-    """The archive an earlier attempt of this very run published at `target`, else the path is taken."""
-    try:
-        archive = open_verified(target, key) if target.is_file() else None
-    except ArchiveIntegrityError:
-        archive = None
+def _read_back(target: paths.ExportTarget, key: bytes) -> VerifiedArchive:
+    """The archive just published at `target`, verified from the file itself."""
+    file = target.existing()
+    if file is None:
+        raise PermanentFailure(f"path: {target.path} was removed while it was written")
+    with file:
+        return open_verified(target.path, key, file=file)
+
+
+def _resumable(ctx: JobContext, target: paths.ExportTarget, file: BinaryIO, key: bytes) -> VerifiedArchive:
+    """The archive an earlier attempt of this very run published at `target` (`file`, open), else the path is
+    taken."""
+    with file:
+        try:
+            archive: VerifiedArchive | None = open_verified(target.path, key, file=file)
+        except ArchiveIntegrityError:
+            archive = None
     if archive is None or archive.manifest.get("exported_by_run") != ctx.run_id:
         if archive is not None:
             archive.close()
-        raise BadParameter("path", f"{target} already exists")
+        raise target.taken()
     return archive
 
 
@@ -286,7 +298,12 @@ def _report(path: Path, result: dict[str, Any]) -> str:
             minimum=1,
             maximum=MAX_DAYS,
         ),
-        Param("path", str, help="absolute path of the archive file to write; it must not exist yet"),
+        Param(
+            "path",
+            str,
+            server_path="export",
+            help=f"the archive file to write, {paths.EXPORT_HELP}; it must not exist yet",
+        ),
         Param("notify", list, default=[], help="email addresses told when the archiving is done"),
     ],
     exclusive=True,
@@ -296,13 +313,21 @@ def export_archive(
     ctx: JobContext, types: list[Any], older_than_days: int, path: str, notify: list[Any]
 ) -> dict[str, Any]:
     chosen, days = _types(ctx, types), older_than_days
-    target, report_to, key = _export_target(path), _addresses(notify), archive_key(ctx)
+    report_to, key = _addresses(notify), archive_key(ctx)
+    with _export_target(ctx, path) as target:
+        return _export(ctx, target, chosen, days, report_to, key)
+
+
+def _export(
+    ctx: JobContext, target: paths.ExportTarget, chosen: list[str], days: int, report_to: list[str], key: bytes
+) -> dict[str, Any]:
     now = utcnow()
     cutoff = now - timedelta(days=days)
-    resumed = target.exists() or target.is_symlink()
-    if resumed:
-        archive: VerifiedArchive | None = _resumable(ctx, target, key)
-        ctx.info(f"{target} was written by an earlier attempt of this run: removing its runs from the live tables")
+    existing = target.existing()
+    resumed = existing is not None
+    if existing is not None:
+        archive: VerifiedArchive | None = _resumable(ctx, target, existing, key)
+        ctx.info(f"{target.path} was written by an earlier attempt of this run: removing its runs from the live tables")
     else:
         header = {
             "created_at": now.isoformat(),
@@ -313,7 +338,7 @@ def export_archive(
         }
         written = _write(ctx, target, key, header, _archivable(chosen, cutoff))
         # Read back and verified before a single live row goes: the file is all that will be left of them.
-        archive = open_verified(target, key) if written else None
+        archive = _read_back(target, key) if written else None
     if archive is None:
         ctx.info(f"Nothing to archive: no final run of {', '.join(chosen)} finished before {cutoff:%Y-%m-%d %H:%M} UTC")
         outcome = {"removed": 0, "kept_live": 0, "already_removed": 0}
@@ -321,8 +346,8 @@ def export_archive(
     else:
         with archive:
             outcome = _remove(ctx, archive)
-            count, file = int(archive.manifest["runs"]), str(target)
-        ctx.info(f"Archived {count} run(s) to {target}; {outcome['removed']} removed from the live tables")
+            count, file = int(archive.manifest["runs"]), str(target.path)
+        ctx.info(f"Archived {count} run(s) to {target.path}; {outcome['removed']} removed from the live tables")
     result = {
         "types": chosen,
         "older_than_days": days,
@@ -334,5 +359,5 @@ def export_archive(
         "notified": report_to,
     }
     for address in report_to:
-        ctx.mail(address, f"[Jobyard] Data archiving: {count} run(s) archived", _report(target, result))
+        ctx.mail(address, f"[Jobyard] Data archiving: {count} run(s) archived", _report(target.path, result))
     return result

@@ -73,12 +73,12 @@ def dumps(record: dict[str, Any]) -> bytes:
 
 
 class ArchiveWriter:
-    """Collects records in a gzip'd temporary file beside the target, then writes the signed tar."""
+    """Collects records gzip'd in `scratch`, a nameless file it closes (ExportTarget.scratch: a crash leaves
+    nothing behind), then writes the signed tar."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, scratch: IO[bytes]) -> None:
         with ExitStack() as stack:
-            # Anonymous: a crash leaves nothing behind, and it is on the target's filesystem, not in /tmp.
-            self._data: IO[bytes] = stack.enter_context(tempfile.TemporaryFile(dir=directory))
+            self._data: IO[bytes] = stack.enter_context(scratch)
             self._gzip = stack.enter_context(gzip.GzipFile(fileobj=self._data, mode="wb", mtime=0))
             self._open = stack.pop_all()
         self.count = 0
@@ -87,8 +87,8 @@ class ArchiveWriter:
         self._gzip.write(dumps(record) + b"\n")
         self.count += 1
 
-    def finish(self, partial: Path, key: bytes, header: dict[str, Any]) -> dict[str, Any]:
-        """Writes the tar to `partial` and syncs it to disk; returns the manifest."""
+    def finish(self, out: IO[bytes], key: bytes, header: dict[str, Any]) -> dict[str, Any]:
+        """Writes the tar to `out` (open, the caller closes it) and syncs it to disk; returns the manifest."""
         self._gzip.close()
         digest, size = hashlib.sha256(), self._data.tell()
         self._data.seek(0)
@@ -103,15 +103,14 @@ class ArchiveWriter:
         }
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
         mtime = datetime.now(UTC).timestamp()
-        with open(partial, "wb") as out:
-            with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                _add(tar, MANIFEST, io.BytesIO(manifest_bytes), len(manifest_bytes), mtime)
-                self._data.seek(0)
-                _add(tar, DATA, self._data, size, mtime)
-                mac = (sign(key, manifest_bytes) + "\n").encode()
-                _add(tar, MAC, io.BytesIO(mac), len(mac), mtime)
-            out.flush()
-            os.fsync(out.fileno())
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            _add(tar, MANIFEST, io.BytesIO(manifest_bytes), len(manifest_bytes), mtime)
+            self._data.seek(0)
+            _add(tar, DATA, self._data, size, mtime)
+            mac = (sign(key, manifest_bytes) + "\n").encode()
+            _add(tar, MAC, io.BytesIO(mac), len(mac), mtime)
+        out.flush()
+        os.fsync(out.fileno())
         self.close()
         return manifest
 
@@ -123,16 +122,6 @@ def _add(tar: tarfile.TarFile, name: str, data: IO[bytes], size: int, mtime: flo
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = size, mtime, 0o600
     tar.addfile(info, data)
-
-
-def publish(partial: Path, target: Path) -> None:
-    """Gives the finished file its name, durably: after this returns, a crash cannot lose it."""
-    os.replace(partial, target)
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 @dataclass

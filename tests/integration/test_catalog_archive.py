@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -23,11 +24,12 @@ from core.integrity import derive_key, sign
 from jobs.archive_models import archived_runs_table as archived
 from jobs.cancel import Cancelled
 from jobs.catalog import archive, archive_import
-from jobs.catalog.archive_file import ArchiveIntegrityError, ArchiveWriter, open_verified, publish
+from jobs.catalog.archive_file import ArchiveIntegrityError, ArchiveWriter, open_verified
 from jobs.context import JobContext
 from jobs.enqueue import enqueue
 from jobs.models import RunDependency, RunItem, attempts_table, run_logs_table, runs_table
 from jobs.params import InvalidJobRequest
+from jobs.paths import PathRefused
 from jobs.status import FINAL, RunStatus
 from tests.conftest import WorkerProcesses, free_port, wait_for
 from tests.helpers import attempts_of, run_of
@@ -190,7 +192,7 @@ def test_bad_parameters_fail_at_once_with_a_clear_message_and_change_nothing(
     backdate(app, old, 40)
     (files / "taken").write_bytes(b"someone else's file")
     good = {"types": ["test.items"], "older_than_days": 30, "path": str(files / "new.jyarchive")}
-    imports = app.settings.allowed_import_dirs[0]
+    imports, exports = app.settings.allowed_import_dirs[0], app.settings.allowed_export_dirs[0]
     cases = [
         (
             "archive.export",
@@ -198,8 +200,10 @@ def test_bad_parameters_fail_at_once_with_a_clear_message_and_change_nothing(
             "types: unknown job type(s): no.such_type",
         ),
         ("archive.export", {**good, "types": []}, "types: choose at least one job type"),
-        ("archive.export", {**good, "path": "relative.jyarchive"}, "path: must be an absolute file path"),
+        # Relative: taken from the first export directory, which nobody made here.
+        ("archive.export", {**good, "path": "relative.jyarchive"}, f"path: directory {exports} does not exist"),
         ("archive.export", {**good, "path": str(files / "taken")}, f"path: {files / 'taken'} already exists"),
+        ("archive.export", {**good, "path": str(files)}, f"path: {files} already exists"),
         ("archive.export", {**good, "path": str(files / "no" / "a.tar")}, f"directory {files / 'no'} does not"),
         ("archive.export", {**good, "notify": ["ops-at-example.org"]}, "notify: not email addresses"),
         # Relative: taken from the first import directory (tests/conftest.py make_settings).
@@ -350,7 +354,7 @@ def test_a_crash_between_rename_and_delete_is_resumed_by_the_same_run_without_du
         conn.execute(update(runs_table).where(runs_table.c.id == ids[0]).values(status="pending"))
 
     other = context(app, enqueue("test.follower", {}, app=app))
-    with pytest.raises(archive.BadParameter, match="already exists"):
+    with pytest.raises(PathRefused, match="already exists"):
         archive.export_archive(other, ["demo.noop"], 5, str(target), [])
     resumed = archive.export_archive(ctx, ["demo.noop"], 5, str(target), [])
 
@@ -374,14 +378,14 @@ def test_a_cancelled_export_leaves_no_file_and_every_run(app: Jobyard, tmp_path:
 
 def test_a_file_written_by_this_server_reads_back_byte_for_byte(app: Jobyard, tmp_path: Path) -> None:
     key = derive_key(app.settings.secret_key, "archive")
-    writer = ArchiveWriter(tmp_path)
+    writer = ArchiveWriter(tempfile.TemporaryFile(dir=tmp_path))  # noqa: SIM115 (the writer closes it)
     records = [
         {"run": {"id": f"r{n}", "created_at": utcnow()}, "attempts": [], "logs": [], "items": []} for n in range(3)
     ]
     for record in records:
         writer.add(record)
-    writer.finish(tmp_path / "x.partial", key, {"exported_by_run": "test"})
-    publish(tmp_path / "x.partial", tmp_path / "x")
+    with open(tmp_path / "x", "wb") as out:
+        writer.finish(out, key, {"exported_by_run": "test"})
 
     with open_verified(tmp_path / "x", key) as verified:
         back = list(verified.records())
