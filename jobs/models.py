@@ -6,6 +6,7 @@ Tables owned here:
 - ``run_logs``      log lines written by the job or by Jobyard about the run.
 - ``run_dependencies``  which runs a run waits for (enqueue's `depends_on`).
 - ``run_items``, ``processed_items``  per-item results, and the memory of processed items (jobs/items.py).
+- ``item_claims``   items an attempt is processing right now, so that a concurrent run skips them.
 """
 
 from __future__ import annotations
@@ -135,6 +136,22 @@ class ProcessedItem(Base):
     scope: Mapped[str] = mapped_column(String(250), primary_key=True)
     key: Mapped[str] = mapped_column(String(500), primary_key=True)
     run_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ItemClaim(Base):
+    """``item_claims``: an item one attempt of a run is processing now, under the same scope as
+    ``processed_items``, so that another run processing the same items at the same time skips it. The claim
+    goes with the item's result; one whose attempt has been settled (died, timed out, stopped) no longer
+    holds and is taken over (jobs/items.py)."""
+
+    __tablename__ = "item_claims"
+
+    scope: Mapped[str] = mapped_column(String(250), primary_key=True)
+    key: Mapped[str] = mapped_column(String(500), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    series: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

@@ -97,6 +97,33 @@ def items(ctx: JobContext, count: int, fail_every: int, dry_run: bool, continue_
     )
 
 
+@job_type(
+    "test.shared_items",
+    title="Shared items",
+    params=[Param("count", int, default=20), Param("gate", str), Param("hold", int, default=0)],
+    max_attempts=1,
+)
+def shared_items(ctx: JobContext, count: int, gate: str, hold: int) -> dict[str, int]:
+    """Items 1..count. Each one processed appends "<n> <run id>" to <gate>/effects (one atomic append per
+    line), so that a test counts how often each item was processed; item `hold` then waits until
+    <gate>/release exists, so that a test can keep it claimed while another run reaches it."""
+    where = Path(gate)
+
+    def handle(n: int) -> str:
+        with open(where / "effects", "a") as out:
+            out.write(f"{n} {ctx.run_id}\n")
+        if n == hold:
+            (where / f"holding-{ctx.run_id}").touch()
+            deadline = time.monotonic() + 60
+            while not (where / "release").exists():
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"item {n} was never released")
+                time.sleep(0.02)
+        return f"processed {n}"
+
+    return ctx.process_items(range(1, count + 1), handle, key=lambda n: f"item-{n}")
+
+
 @job_type("test.reported", title="Reported", report_to=["reports@example.org"])
 def reported(ctx: JobContext) -> None:
     return None
