@@ -153,7 +153,7 @@ def types(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @with_app
 def retry(app: Jobyard, run_id: str, by: str | None, as_json: bool) -> None:
-    """Retry a failed or cancelled run: a new attempt series, history kept."""
+    """Retry a failed run: a new attempt series, history kept (a cancelled run stays cancelled)."""
     from jobs.actions import RunNotFound, RunNotRetryable, retry_run
 
     try:
