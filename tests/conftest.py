@@ -31,6 +31,11 @@ from core.migrate import upgrade
 from core.settings import Settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# Every process the tests start inherits this mark (grandchildren and daemons too), so the session can tell at
+# its end whether one is still running: a test never leaves a process behind. Per pytest process, so that
+# parallel test processes only answer for their own.
+PROCESS_MARK = "JOBYARD_TEST_SESSION_PID"
+os.environ[PROCESS_MARK] = str(os.getpid())
 REDIS_URL = os.environ.get("JOBYARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("JOBYARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # JOBYARD_TEST_DATABASES=sqlite,postgresql picks the backends every database test runs against.
@@ -266,7 +271,11 @@ class PrivateRedis:
             except redis.RedisError:
                 return False
 
-        wait_for(answers, timeout=10, what="private redis-server to answer")
+        try:
+            wait_for(answers, timeout=10, what="private redis-server to answer")
+        except BaseException:
+            self.kill()
+            raise
 
     def kill(self) -> None:
         if self.process is not None:
@@ -358,16 +367,19 @@ class WebProcess(JobyardProcess):
         super().__init__(app, "web", "--port", str(self.port), "--workers", "1", "--threads", "8")
 
         def answers() -> bool:
-            import urllib.error
             import urllib.request
 
             try:
                 with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
                     return response.status == 200
-            except (urllib.error.URLError, ConnectionError):
+            except OSError:  # refused, reset, or a read that timed out on a loaded box: not yet
                 return False
 
-        wait_for(answers, timeout=60, what="the web process to answer")
+        try:
+            wait_for(answers, timeout=60, what="the web process to answer")
+        except BaseException:
+            self.stop()
+            raise
 
 
 @pytest.fixture
@@ -392,3 +404,43 @@ def chromium() -> Iterator[Any]:
         )
         yield browser
         browser.close()
+
+
+def _marked_processes() -> list[int]:
+    """Processes other than this one that carry this session's PROCESS_MARK and are not yet reaped."""
+    needle = f"{PROCESS_MARK}={os.getpid()}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = Path(entry.path, "environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fails the run when a process a test started outlived it (every fixture has been torn down by now),
+    after killing it, so that nothing is left running either way."""
+    leaked = _marked_processes()
+    if not leaked:
+        return
+    described = []
+    for pid in leaked:
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            described.append(f"{pid}: {command}")
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            continue
+    if not described:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_sep("!", "processes started by the tests were still running (killed)", red=True)
+        for line in described:
+            reporter.write_line(f"  {line}", red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,10 +1,16 @@
 """The operator's path through the dashboard in a real browser (Debian's chromium, headless, driven by
 Playwright) against real processes: `jobyard web` (gunicorn), `jobyard worker` and `jobyard scheduler`
-over the test's database and Redis. Screenshots of the main pages are saved under docs/screenshots/."""
+over the test's database and Redis. Screenshots of the main pages go to the session's temporary directory,
+or, to refresh the README's, to the folder JOBYARD_SCREENSHOTS_DIR names:
+
+    JOBYARD_SCREENSHOTS_DIR=docs/screenshots pytest tests/e2e/test_browser.py
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,15 +24,21 @@ from jobs.queries import run_detail
 from jobs.run_search import RunFilter
 from jobs.status import RunStatus
 from scheduler import schedules
-from tests.conftest import REPO, WebProcess, wait_for
+from tests.conftest import WebProcess, wait_for
 from tests.webclient import PASSWORD
 
-SCREENSHOTS = REPO / "docs" / "screenshots"
 ADMIN = ops.Actor(Principal("root", Role.ADMIN))
 # Status changes reach the page through its live polling; allow for retries with backoff.
 LIVE_TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test command leaves the working tree as it was: the README's screenshots change only on request."""
+    chosen = os.environ.get("JOBYARD_SCREENSHOTS_DIR")
+    return Path(chosen).resolve() if chosen else tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture
@@ -60,7 +72,7 @@ def _run_id_of(page: Any) -> str:
     return str(page.locator("#run").get_attribute("data-run-id"))
 
 
-def test_start_a_failing_job_and_watch_it_retry_to_completion(app: Jobyard, page: Any) -> None:
+def test_start_a_failing_job_and_watch_it_retry_to_completion(app: Jobyard, page: Any, screenshots: Path) -> None:
     page.goto("/")
     page.locator("tr[data-type='demo.fail'] button[name=start]").click()
     dialog = page.locator("dialog[data-type='demo.fail']")
@@ -76,7 +88,7 @@ def test_start_a_failing_job_and_watch_it_retry_to_completion(app: Jobyard, page
     assert detail["triggered_by"] == "root"
     assert [a["outcome"] for a in detail["attempt_history"]] == ["failed", "failed", "completed"]
     assert page.locator("#attempts tr[data-attempt]").count() == 3
-    page.screenshot(path=str(SCREENSHOTS / "run-detail.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "run-detail.png"), full_page=True)
 
 
 def test_retry_a_failed_run(app: Jobyard, page: Any) -> None:
@@ -102,7 +114,7 @@ def test_cancel_a_running_run(app: Jobyard, page: Any) -> None:
     assert detail is not None and detail["status"] == RunStatus.CANCELLED
 
 
-def test_edit_a_schedule(app: Jobyard, page: Any) -> None:
+def test_edit_a_schedule(app: Jobyard, page: Any, screenshots: Path) -> None:
     page.goto("/schedules")
     page.locator("select[name=type]").select_option("demo.noop")
     page.locator("button[name=create]").click()
@@ -118,10 +130,10 @@ def test_edit_a_schedule(app: Jobyard, page: Any) -> None:
     page.locator("button[name=save]").click()
     page.locator("tr[data-schedule='demo.noop']").wait_for()
     assert schedules.get(app, "demo.noop").trigger.spec == {"days": ["mon", "fri"], "times": ["03:00"]}
-    page.screenshot(path=str(SCREENSHOTS / "schedules.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "schedules.png"), full_page=True)
 
 
-def test_screenshots_of_the_main_pages(app: Jobyard, page: Any) -> None:
+def test_screenshots_of_the_main_pages(app: Jobyard, page: Any, screenshots: Path) -> None:
     for request in (
         ("demo.progress", {"steps": 3, "step_seconds": 0.1}),
         ("demo.fail", {"times": 1}),
@@ -137,8 +149,8 @@ def test_screenshots_of_the_main_pages(app: Jobyard, page: Any) -> None:
         page.goto(path)
         if path == "/":  # the demo catalogue, not the test suite's own types
             page.fill("#type-filter", "demo.")
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-        assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
+        page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
+        assert (screenshots / f"{name}.png").stat().st_size > 10_000
 
 
 def test_create_an_identity_with_its_credential_and_find_it_in_the_list(app: Jobyard, page: Any) -> None:
