@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import getpass
+import dataclasses
 import os
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from core.app import Jobyard
-from core.cli.base import CliError, cli, echo_json, with_app
-from dashboard.auth.passwords import WeakPassword
-from dashboard.auth.roles import Role, RoleError
-from dashboard.auth.tokens import TokenError, create_token, list_tokens, revoke_token
-from dashboard.auth.users import (
-    UserError,
-    UserNotFound,
-    add_user,
-    grant,
-    list_users,
-    set_disabled,
-    set_password,
-    set_role,
-)
+from core.cli.base import CliError, actor_name, echo_json, echo_table, json_option, with_app
+from core.cli.choices import ROLES
 
-ROLES = click.Choice([r.value for r in Role])
+if TYPE_CHECKING:
+    from core.app import Jobyard
+
 PASSWORD_ENV = "JOBYARD_NEW_PASSWORD"
-
-
-def _actor() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 def _password(prompt: bool) -> str:
@@ -41,152 +27,212 @@ def _password(prompt: bool) -> str:
     return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
 
 
-@cli.group()
+def _done(as_json: bool, text: str, **result: Any) -> None:
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(text)
+
+
+@click.group()
 def users() -> None:
     """Dashboard accounts."""
 
 
 @users.command("add")
 @click.argument("username")
-@click.option("--role", type=ROLES, required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--domain", help="The domain of a domain_admin (or of a viewer limited to one domain).")
 @click.option("--email")
 @click.option("--grant", "granted", multiple=True, help="A job type an operator may start (repeatable).")
+@json_option
 @with_app
 def users_add(
-    app: Jobyard, username: str, role: str, domain: str | None, email: str | None, granted: tuple[str, ...]
+    app: Jobyard,
+    username: str,
+    role: str,
+    domain: str | None,
+    email: str | None,
+    granted: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Create an account (password from $JOBYARD_NEW_PASSWORD or asked at the terminal)."""
+    from dashboard.auth.passwords import WeakPassword
+    from dashboard.auth.roles import RoleError
+    from dashboard.auth.users import UserError, add_user, grant
+
     unknown = [t for t in granted if t not in app.registry]
     if unknown:
         raise CliError(f"unknown job type(s): {', '.join(unknown)}")
     password = _password(prompt=os.isatty(0))
     try:
-        add_user(app.engine, username, password, role, by=_actor(), domain=domain, email=email)
+        add_user(app.engine, username, password, role, by=actor_name(), domain=domain, email=email)
         if granted:
-            grant(app.engine, username, list(granted), by=_actor())
+            grant(app.engine, username, list(granted), by=actor_name())
     except (UserError, WeakPassword, RoleError) as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"user {username} added ({role}{', ' + domain if domain else ''})")
+    _done(
+        as_json, f"user {username} added ({role}{', ' + domain if domain else ''})",
+        username=username, role=role, domain=domain, email=email, granted_types=sorted(granted),
+    )  # fmt: skip
 
 
 @users.command("set-role")
 @click.argument("username")
-@click.option("--role", type=ROLES, required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--domain")
+@json_option
 @with_app
-def users_set_role(app: Jobyard, username: str, role: str, domain: str | None) -> None:
+def users_set_role(app: Jobyard, username: str, role: str, domain: str | None, as_json: bool) -> None:
     """Change an account's role (and domain)."""
+    from dashboard.auth.roles import RoleError
+    from dashboard.auth.users import UserError, UserNotFound, set_role
+
     try:
-        set_role(app.engine, username, role, by=_actor(), domain=domain)
-    except (UserNotFound, RoleError) as exc:
+        set_role(app.engine, username, role, by=actor_name(), domain=domain)
+    except (UserNotFound, UserError, RoleError) as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"user {username} is now {role}")
+    _done(as_json, f"user {username} is now {role}", username=username, role=role, domain=domain)
 
 
 @users.command("set-password")
 @click.argument("username")
+@json_option
 @with_app
-def users_set_password(app: Jobyard, username: str) -> None:
+def users_set_password(app: Jobyard, username: str, as_json: bool) -> None:
     """Change a password; the account's open sessions end."""
+    from dashboard.auth.passwords import WeakPassword
+    from dashboard.auth.users import UserNotFound, set_password
+
     try:
-        set_password(app.engine, username, _password(prompt=os.isatty(0)), by=_actor())
+        set_password(app.engine, username, _password(prompt=os.isatty(0)), by=actor_name())
     except (UserNotFound, WeakPassword) as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"password of {username} changed")
+    _done(as_json, f"password of {username} changed", username=username, password_changed=True)
 
 
-def _set_disabled(app: Jobyard, username: str, disabled: bool) -> None:
+def _set_disabled(app: Jobyard, username: str, disabled: bool, as_json: bool) -> None:
+    from dashboard.auth.users import UserNotFound, set_disabled
+
     try:
-        set_disabled(app.engine, username, disabled, by=_actor())
+        set_disabled(app.engine, username, disabled, by=actor_name())
     except UserNotFound as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"user {username} {'disabled' if disabled else 'enabled'}")
+    _done(as_json, f"user {username} {'disabled' if disabled else 'enabled'}", username=username, disabled=disabled)
 
 
 @users.command("disable")
 @click.argument("username")
+@json_option
 @with_app
-def users_disable(app: Jobyard, username: str) -> None:
+def users_disable(app: Jobyard, username: str, as_json: bool) -> None:
     """Disable an account; its sessions and tokens stop working at once."""
-    _set_disabled(app, username, True)
+    _set_disabled(app, username, True, as_json)
 
 
 @users.command("enable")
 @click.argument("username")
+@json_option
 @with_app
-def users_enable(app: Jobyard, username: str) -> None:
+def users_enable(app: Jobyard, username: str, as_json: bool) -> None:
     """Enable a disabled account."""
-    _set_disabled(app, username, False)
+    _set_disabled(app, username, False, as_json)
 
 
 @users.command("grant")
 @click.argument("username")
 @click.argument("job_types", nargs=-1, required=True)
 @click.option("--revoke", is_flag=True, help="Take the job types away instead.")
+@json_option
 @with_app
-def users_grant(app: Jobyard, username: str, job_types: tuple[str, ...], revoke: bool) -> None:
+def users_grant(app: Jobyard, username: str, job_types: tuple[str, ...], revoke: bool, as_json: bool) -> None:
     """Grant job types to an operator (or revoke them)."""
+    from dashboard.auth.users import UserNotFound, grant, list_users
+
     unknown = [t for t in job_types if t not in app.registry]
     if unknown and not revoke:
         raise CliError(f"unknown job type(s): {', '.join(unknown)}")
     try:
-        grant(app.engine, username, list(job_types), by=_actor(), revoke=revoke)
+        grant(app.engine, username, list(job_types), by=actor_name(), revoke=revoke)
     except UserNotFound as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"{'revoked from' if revoke else 'granted to'} {username}: {', '.join(job_types)}")
+    granted = next((list(u.granted_types) for u in list_users(app.engine) if u.username == username), [])
+    _done(
+        as_json, f"{'revoked from' if revoke else 'granted to'} {username}: {', '.join(job_types)}",
+        username=username, revoked=revoke, job_types=list(job_types), granted_types=granted,
+    )  # fmt: skip
 
 
 @users.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def users_list(app: Jobyard, as_json: bool) -> None:
     """List accounts."""
+    from dashboard.auth.users import list_users
+
     rows = list_users(app.engine)
     if as_json:
-        echo_json([{**r.__dict__, "granted_types": list(r.granted_types)} for r in rows])
+        echo_json([{**dataclasses.asdict(r), "granted_types": list(r.granted_types)} for r in rows])
         return
-    for r in rows:
-        state = " (disabled)" if r.disabled else ""
-        click.echo(f"{r.username:<20} {r.role:<13} {r.domain or '-':<12} {','.join(r.granted_types) or '-'}{state}")
+    echo_table(
+        ("USERNAME", "ROLE", "DOMAIN", "GRANTED", "STATE"),
+        [(r.username, r.role, r.domain, ",".join(r.granted_types), "disabled" if r.disabled else "enabled")
+         for r in rows],
+    )  # fmt: skip
 
 
-@cli.group()
+@click.group()
 def tokens() -> None:
     """API tokens for services."""
 
 
 @tokens.command("create")
 @click.argument("name")
-@click.option("--role", type=ROLES, required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--domain")
 @click.option("--user", "username", help="Act as this user (their runs and grants), within --role.")
+@json_option
 @with_app
-def tokens_create(app: Jobyard, name: str, role: str, domain: str | None, username: str | None) -> None:
+def tokens_create(app: Jobyard, name: str, role: str, domain: str | None, username: str | None, as_json: bool) -> None:
     """Create a token; it is printed once and cannot be shown again."""
+    from dashboard.auth.roles import RoleError
+    from dashboard.auth.tokens import TokenError, create_token
+
     try:
-        token = create_token(app.engine, name, role, by=_actor(), domain=domain, username=username)
+        token = create_token(app.engine, name, role, by=actor_name(), domain=domain, username=username)
     except (TokenError, RoleError) as exc:
         raise CliError(str(exc)) from None
-    click.echo(token)
+    _done(as_json, token, name=name, token=token, role=role, domain=domain, user=username)
 
 
 @tokens.command("revoke")
 @click.argument("name")
+@json_option
 @with_app
-def tokens_revoke(app: Jobyard, name: str) -> None:
+def tokens_revoke(app: Jobyard, name: str, as_json: bool) -> None:
     """Revoke a token; requests with it are refused at once."""
+    from dashboard.auth.tokens import TokenError, revoke_token
+
     try:
-        revoke_token(app.engine, name, by=_actor())
+        revoke_token(app.engine, name, by=actor_name())
     except TokenError as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"token {name} revoked")
+    _done(as_json, f"token {name} revoked", name=name, revoked=True)
 
 
 @tokens.command("list")
+@json_option
 @with_app
-def tokens_list(app: Jobyard) -> None:
+def tokens_list(app: Jobyard, as_json: bool) -> None:
     """List tokens (their first characters only)."""
-    for t in list_tokens(app.engine):
-        state = f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "live"
-        click.echo(f"{t.name:<20} {t.prefix}… {t.role:<13} {t.domain or '-':<12} {t.username or '-':<12} {state}")
+    from dashboard.auth.tokens import list_tokens
+
+    rows = list_tokens(app.engine)
+    if as_json:
+        echo_json([dataclasses.asdict(t) for t in rows])
+        return
+    echo_table(
+        ("NAME", "PREFIX", "ROLE", "DOMAIN", "USER", "STATE"),
+        [(t.name, f"{t.prefix}…", t.role, t.domain, t.username,
+          f"revoked {t.revoked_at:%Y-%m-%d}" if t.revoked_at else "live") for t in rows],
+    )  # fmt: skip

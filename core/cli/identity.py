@@ -8,25 +8,26 @@ CLI writes the same audit trail as the pages and the API.
 
 from __future__ import annotations
 
-import getpass
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from core.app import Jobyard
-from core.cli.base import CliError, cli, echo_json, with_app
-from dashboard import identity_operations as ops
-from dashboard.auth.roles import Principal, Role
-from dashboard.operations import Actor, NotFound
-from jobs.catalog.identity.identities import IDENTITY_TYPES, BadIdentity, NewIdentity
-from jobs.catalog.identity.models import TARGET_ROLES
-from jobs.catalog.identity.targets import BadTarget
+from core.cli.base import CliError, actor_name, echo_json, echo_table, json_option, with_app
+from core.cli.choices import IDENTITY_DISPLAY_STATUSES, IDENTITY_PAGE_SIZE, IDENTITY_TYPES, TARGET_ROLES
+
+if TYPE_CHECKING:
+    from core.app import Jobyard
+    from dashboard.operations import Actor
 
 MAX_SECRET_FILE_BYTES = 64 * 1024
 
 
 def _actor() -> Actor:
-    return Actor(Principal(f"cli:{getpass.getuser()}", Role.ADMIN))
+    from dashboard.auth.roles import Principal, Role
+    from dashboard.operations import Actor
+
+    return Actor(Principal(actor_name(), Role.ADMIN))
 
 
 def _read_secret(source: str, what: str) -> str:
@@ -47,7 +48,7 @@ def _read_secret(source: str, what: str) -> str:
     return text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
 
 
-@cli.group()
+@click.group()
 def targets() -> None:
     """SCIM 2.0 targets: where identities are provisioned."""
 
@@ -63,43 +64,61 @@ def targets() -> None:
     help="File holding the bearer token; '-' reads standard input (asked at a terminal).",
 )
 @click.option("--keep-token", is_flag=True, help="Updating a target: keep its stored token.")
+@json_option
 @with_app
-def targets_add(app: Jobyard, name: str, role: str, base_url: str, token_file: str, keep_token: bool) -> None:
+def targets_add(
+    app: Jobyard, name: str, role: str, base_url: str, token_file: str, keep_token: bool, as_json: bool
+) -> None:
     """Add a target, or update one (its token too, unless --keep-token)."""
+    from dashboard import identity_operations as ops
+    from jobs.catalog.identity.targets import BadTarget
+
     token = None if keep_token else _read_secret(token_file, "token")
     try:
         created = ops.save_target(app, _actor(), name, role=role, base_url=base_url, token=token)
     except BadTarget as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"target {name} {'added' if created else 'updated'} ({role}, {base_url.rstrip('/')})")
+    if as_json:
+        saved = ops.target(app, _actor().principal, name)
+        echo_json({**saved.__dict__, "created": created})
+    else:
+        click.echo(f"target {name} {'added' if created else 'updated'} ({role}, {base_url.rstrip('/')})")
 
 
 @targets.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def targets_list(app: Jobyard, as_json: bool) -> None:
     """List targets (tokens masked)."""
+    from dashboard import identity_operations as ops
+
     found = ops.list_targets(app, _actor().principal)
     if as_json:
         echo_json([t.__dict__ for t in found])
         return
-    for t in found:
-        click.echo(f"{t.name:<20} {t.role:<7} {t.base_url:<50} {t.token_masked}")
+    echo_table(("NAME", "ROLE", "URL", "TOKEN"), [(t.name, t.role, t.base_url, t.token_masked) for t in found])
 
 
 @targets.command("remove")
 @click.argument("name")
+@json_option
 @with_app
-def targets_remove(app: Jobyard, name: str) -> None:
+def targets_remove(app: Jobyard, name: str, as_json: bool) -> None:
     """Remove a target and its token."""
+    from dashboard import identity_operations as ops
+    from dashboard.operations import NotFound
+
     try:
         ops.remove_target(app, _actor(), name)
     except NotFound as exc:
         raise CliError(str(exc)) from None
-    click.echo(f"target {name} removed")
+    if as_json:
+        echo_json({"name": name, "removed": True})
+    else:
+        click.echo(f"target {name} removed")
 
 
-@cli.group()
+@click.group()
 def identities() -> None:
     """Identities: create them (provisioning starts at once) and list them."""
 
@@ -117,7 +136,7 @@ def identities() -> None:
     "--credential-file",
     help="File holding the identity's own credential (self-credentialed types); '-' reads standard input.",
 )
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def identities_create(
     app: Jobyard,
@@ -133,6 +152,9 @@ def identities_create(
     as_json: bool,
 ) -> None:
     """Create an identity; prints its id, status and the runs provisioning it."""
+    from dashboard import identity_operations as ops
+    from jobs.catalog.identity.identities import BadIdentity, NewIdentity
+
     credential = _read_secret(credential_file, "credential") if credential_file else None
     new = NewIdentity(
         user_name=user_name, identity_type=identity_type, display_name=display_name, email=email, platform=platform,
@@ -151,21 +173,23 @@ def identities_create(
 
 
 @identities.command("list")
-@click.option("--status", type=click.Choice(ops.DISPLAY_STATUSES))
+@click.option("--status", type=click.Choice(IDENTITY_DISPLAY_STATUSES))
 @click.option("--type", "identity_type", type=click.Choice(IDENTITY_TYPES))
-@click.option("--limit", type=click.IntRange(1, ops.MAX_PAGE_SIZE), default=ops.MAX_PAGE_SIZE, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=click.IntRange(1, IDENTITY_PAGE_SIZE), default=IDENTITY_PAGE_SIZE, show_default=True)
+@json_option
 @with_app
 def identities_list(app: Jobyard, status: str | None, identity_type: str | None, limit: int, as_json: bool) -> None:
     """List identities, newest first."""
+    from dashboard import identity_operations as ops
+
     page = ops.list_identities(
         app, _actor().principal, ops.IdentityFilter(status=status, identity_type=identity_type), limit=limit
     )
     if as_json:
         echo_json(page.identities)
         return
-    for i in page.identities:
-        click.echo(
-            f"{i['id']:>6} {i['user_name']:<30} {i['identity_type']:<18} {i['display_status']:<12} "
-            f"{i['platform'] or '-':<12} {i['email'] or '-'}"
-        )
+    echo_table(
+        ("ID", "USER NAME", "TYPE", "STATUS", "PLATFORM", "EMAIL"),
+        [(i["id"], i["user_name"], i["identity_type"], i["display_status"], i["platform"], i["email"])
+         for i in page.identities],
+    )  # fmt: skip

@@ -5,32 +5,45 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.exc import OperationalError
 
 from core import defaults
-from core.app import Jobyard
-from core.cli.base import CliError, app_from, cli, with_app
+from core.cli.base import CliError, app_from, echo_json, json_option, with_app
+
+if TYPE_CHECKING:
+    from core.app import Jobyard
 
 
-@cli.group()
+@click.group()
 def db() -> None:
     """Database schema."""
 
 
 @db.command("upgrade")
 @click.argument("revision", default="head")
-def db_upgrade(revision: str) -> None:
+@json_option
+def db_upgrade(revision: str, as_json: bool) -> None:
     """Apply migrations up to REVISION (default: head)."""
-    from core.migrate import upgrade
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import OperationalError
+
+    from core.migrate import current_revision, upgrade
 
     app = app_from(click.get_current_context())
     try:
         upgrade(app.engine, revision)
+        now = current_revision(app.engine)
     except OperationalError as exc:
         raise CliError(f"database error: {exc.orig}") from None
-    click.echo(f"database at {revision} ({app.engine.url.render_as_string(hide_password=True)})")
+    except CommandError as exc:  # e.g. an unknown revision
+        raise CliError(str(exc)) from None
+    database = app.engine.url.render_as_string(hide_password=True)
+    if as_json:
+        echo_json({"revision": now, "database": database})
+    else:
+        click.echo(f"database at {revision} ({database})")
 
 
 def _queue_list(value: str) -> list[str]:
@@ -40,7 +53,7 @@ def _queue_list(value: str) -> list[str]:
     return queues
 
 
-@cli.command()
+@click.command()
 @click.option("--queues", default=defaults.DEFAULT_QUEUE, show_default=True, help="Comma-separated queue names.")
 @click.option("--processes", default=defaults.DEFAULT_WORKER_PROCESSES, show_default=True, type=click.IntRange(1, 256))
 @click.option("--burst", is_flag=True, help="Stop when no run on these queues is left to do.")
@@ -54,7 +67,7 @@ def worker(app: Jobyard, queues: str, processes: int, burst: bool, instance: str
     sys.exit(Supervisor(app, _queue_list(queues), processes, burst=burst, instance=instance).run())
 
 
-@cli.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=defaults.WEB_WORKERS, show_default=True, type=click.IntRange(1, 64))
@@ -72,7 +85,7 @@ def web(app: Jobyard, host: str, port: int, workers: int, threads: int) -> None:
     serve(host, port, workers=workers, threads=threads, control_socket=control_socket)
 
 
-@cli.command()
+@click.command()
 @with_app
 def scheduler(app: Jobyard) -> None:
     """Run the scheduler process."""
@@ -82,7 +95,7 @@ def scheduler(app: Jobyard) -> None:
     run_scheduler(app)
 
 
-@cli.command()
+@click.command()
 @click.option("--processes", default=defaults.DEFAULT_WORKER_PROCESSES, show_default=True, type=click.IntRange(1, 64))
 @click.option("--demo/--no-demo", default=True, show_default=True, help="Enqueue the demo runs.")
 @click.option("--until-done", is_flag=True, help="Exit once the demo runs have finished.")

@@ -1,18 +1,34 @@
-"""`jobyard enqueue|runs|show|types|retry|reconcile`."""
+"""`jobyard enqueue|runs|show|types|retry|run-again|cancel|notify|reconcile`.
+
+A RUN_ID argument (and --depends-on) takes a run's id or an unambiguous prefix of it (base.resolve_run_id).
+"""
 
 from __future__ import annotations
 
-import getpass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from core.app import Jobyard
-from core.cli.base import CliError, app_from, cli, echo_json, echo_run_id, parse_assignments, parse_at, with_app
-from jobs.status import RunStatus
+from core.cli.base import (
+    CliError,
+    actor_name,
+    app_from,
+    echo_json,
+    echo_new_runs,
+    echo_table,
+    json_option,
+    parse_assignments,
+    parse_at,
+    resolve_run_id,
+    with_app,
+)
+from core.cli.choices import RUN_STATUSES
+
+if TYPE_CHECKING:
+    from core.app import Jobyard
 
 
-@cli.command()
+@click.command()
 @click.argument("job_type")
 @click.argument("params", nargs=-1)
 @click.option("--queue", help="Queue to use instead of the type's own.")
@@ -21,7 +37,7 @@ from jobs.status import RunStatus
 @click.option("--domain", help="Domain the run belongs to.")
 @click.option("--instance", help="Named instance that must run it.")
 @click.option("--depends-on", multiple=True, help="Run that must complete first (repeatable).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def enqueue(
     app: Jobyard,
@@ -35,7 +51,9 @@ def enqueue(
     depends_on: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Enqueue a run of JOB_TYPE with key=value PARAMS; prints the run id."""
+    """Enqueue a run of JOB_TYPE with key=value PARAMS; prints the run id.
+
+    A queue that no worker has listened on is warned about: the run waits there until a worker serves it."""
     from jobs.enqueue import EnqueueRequest, enqueue_many
     from jobs.params import InvalidJobRequest
 
@@ -44,23 +62,23 @@ def enqueue(
         parse_assignments(params),
         queue,
         parse_at(at_text),
-        triggered_by or f"cli:{getpass.getuser()}",
+        triggered_by or actor_name(),
         domain,
-        depends_on=depends_on,
+        depends_on=tuple(resolve_run_id(app, d, what="--depends-on") for d in depends_on),
         instance=instance,
     )
     try:
         [run_id] = enqueue_many([request], app=app, from_text=True)
     except InvalidJobRequest as exc:
         raise CliError(str(exc)) from None
-    echo_run_id(run_id, as_json)
+    echo_new_runs(app, [run_id], as_json)
 
 
-@cli.command()
-@click.option("--status", type=click.Choice([s.value for s in RunStatus]))
+@click.command()
+@click.option("--status", type=click.Choice(RUN_STATUSES))
 @click.option("--type", "type_name", help="Only runs of this job type.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def runs(app: Jobyard, status: str | None, type_name: str | None, limit: int, as_json: bool) -> None:
     """List runs, newest first."""
@@ -70,58 +88,79 @@ def runs(app: Jobyard, status: str | None, type_name: str | None, limit: int, as
     if as_json:
         echo_json(rows)
         return
-    for r in rows:
-        click.echo(
-            f"{r['id']}  {r['type']:<24} {r['status']:<24} attempts {r['attempts']}/{r['max_attempts']}"
-            f"  {r['created_at']}"
-        )
+    echo_table(
+        ("ID", "TYPE", "STATUS", "ATTEMPTS", "CREATED"),
+        [(r["id"], r["type"], r["status"], f"{r['attempts']}/{r['max_attempts']}", r["created_at"]) for r in rows],
+    )
 
 
-@cli.command()
+# What `show` prints of a run, in this order, when set. The run's own start is its first attempt's; started_at (the
+# latest attempt's) is in the attempts' lines with every attempt's own start and finish.
+_SHOWN = (
+    "queue",
+    "params",
+    "triggered_by",
+    "created_at",
+    "scheduled_for",
+    "first_started_at",
+    "finished_at",
+    "next_attempt_at",
+    "retried_by",
+    "retried_at",
+    "result",
+    "error",
+)
+
+
+@click.command()
 @click.argument("run_id")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def show(app: Jobyard, run_id: str, as_json: bool) -> None:
-    """Show a run: status, timings, attempts with their errors, log."""
+    """Show a run: status, timings, attempts with their errors, log.
+
+    The run's timings are its first start (first_started_at) and its finish; each attempt has its own."""
     from jobs.queries import run_detail
 
-    detail = run_detail(app.engine, run_id)
-    if detail is None:
+    detail = run_detail(app.engine, resolve_run_id(app, run_id))
+    if detail is None:  # deleted (archived) between the two reads
         raise CliError(f"no run {run_id!r}")
     if as_json:
         echo_json(detail)
         return
     click.echo(f"run {detail['id']}  {detail['type']}  {detail['status']}")
-    for key in (
-        "queue",
-        "params",
-        "triggered_by",
-        "created_at",
-        "started_at",
-        "finished_at",
-        "next_attempt_at",
-        "retried_by",
-        "retried_at",
-        "result",
-        "error",
-    ):
-        if detail[key] not in (None, {}):
-            click.echo(f"  {key:<16} {detail[key]}")
+    shown = [(key, detail[key]) for key in _SHOWN if detail[key] not in (None, {})]
     progress = detail["progress"]
     if progress["total"]:
-        click.echo(f"  progress         {progress['done']}/{progress['total']} {progress['message'] or ''}")
-    for a in detail["attempt_history"]:
-        error = f"  {a['error_class']}: {a['error_message']}" if a["error_class"] else ""
-        click.echo(
-            f"  attempt {a['series']}.{a['number']:<3} {a['outcome'] or 'running':<10} {a['worker']}"
-            f"  {a['started_at']} → {a['finished_at'] or '…'}{error}"
+        shown.append(("progress", f"{progress['done']}/{progress['total']} {progress['message'] or ''}".rstrip()))
+    echo_table(None, shown, indent="  ")
+    if detail["attempt_history"]:
+        click.echo("attempts")
+        echo_table(
+            ("ATTEMPT", "OUTCOME", "WORKER", "STARTED", "FINISHED", "ERROR"),
+            [
+                (
+                    f"{a['series']}.{a['number']}",
+                    a["outcome"] or "running",
+                    a["worker"],
+                    a["started_at"],
+                    a["finished_at"],
+                    f"{a['error_class']}: {a['error_message']}" if a["error_class"] else None,
+                )
+                for a in detail["attempt_history"]
+            ],
+            indent="  ",
         )
-    for line in detail["logs"]:
-        click.echo(f"  log {line['at']} {line['level']:<7} {line['message']}")
+    if detail["logs"]:
+        click.echo("log")
+        echo_table(
+            ("AT", "LEVEL", "MESSAGE"), [(line["at"], line["level"], line["message"]) for line in detail["logs"]],
+            indent="  ",
+        )  # fmt: skip
 
 
-@cli.command()
-@click.option("--json", "as_json", is_flag=True)
+@click.command()
+@json_option
 def types(as_json: bool) -> None:
     """List the declared job types."""
     app = app_from(click.get_current_context())
@@ -142,22 +181,26 @@ def types(as_json: bool) -> None:
     if as_json:
         echo_json(declared)
         return
-    for t in declared:
-        params = ", ".join(t["params"]["properties"]) or "-"
-        click.echo(f"{t['name']:<24} {t['title']:<24} queue={t['queue']} params: {params}")
+    echo_table(
+        ("NAME", "TITLE", "QUEUE", "PARAMS"),
+        [(t["name"], t["title"], t["queue"], ", ".join(t["params"]["properties"])) for t in declared],
+    )
 
 
-@cli.command()
+@click.command()
 @click.argument("run_id")
 @click.option("--by", help="Who retries (default: cli:<user>).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def retry(app: Jobyard, run_id: str, by: str | None, as_json: bool) -> None:
-    """Retry a failed run: a new attempt series, history kept (a cancelled run stays cancelled)."""
+    """Retry a failed run: a new attempt series, history kept (a cancelled run stays cancelled).
+
+    A cancelled run is started again with `jobyard run-again`."""
     from jobs.actions import RunNotFound, RunNotRetryable, retry_run
 
+    run_id = resolve_run_id(app, run_id)
     try:
-        retry_run(app, run_id, by=by or f"cli:{getpass.getuser()}")
+        retry_run(app, run_id, by=by or actor_name())
     except (RunNotFound, RunNotRetryable) as exc:
         raise CliError(str(exc)) from None
     if as_json:
@@ -166,9 +209,30 @@ def retry(app: Jobyard, run_id: str, by: str | None, as_json: bool) -> None:
         click.echo(f"run {run_id} queued again")
 
 
-@cli.command()
+@click.command("run-again")
+@click.argument("run_id")
+@click.option("--by", help="Who starts it (default: cli:<user>).")
+@json_option
+@with_app
+def run_again(app: Jobyard, run_id: str, by: str | None, as_json: bool) -> None:
+    """Start a new run of RUN_ID's type with its parameters; RUN_ID stays as it was.
+
+    What the dashboard's Run again does, as an admin, in its audit trail; prints the new run's id."""
+    from dashboard.auth.roles import Principal, Role
+    from dashboard.operations import Actor, Conflict, Forbidden, NotFound
+    from dashboard.operations import run_again as start_again
+
+    run_id = resolve_run_id(app, run_id)
+    try:
+        new_id = start_again(app, Actor(Principal(by or actor_name(), Role.ADMIN)), run_id)
+    except (NotFound, Conflict, Forbidden) as exc:
+        raise CliError(str(exc)) from None
+    echo_new_runs(app, [new_id], as_json, again_of=run_id)
+
+
+@click.command()
 @click.option("--grace", type=click.FloatRange(0), help="Seconds a fresh run is left alone (default from settings).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def reconcile(app: Jobyard, grace: float | None, as_json: bool) -> None:
     """Push again what Redis lost; settle attempts of dead workers."""
@@ -181,18 +245,20 @@ def reconcile(app: Jobyard, grace: float | None, as_json: bool) -> None:
         click.echo(f"pushed again: {len(report.repushed)}, attempts of dead workers settled: {len(report.died)}")
 
 
-@cli.command()
+@click.command()
 @click.argument("run_id")
 @click.option("--by", help="Who cancels (default: cli:<user>).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def cancel(app: Jobyard, run_id: str, by: str | None, as_json: bool) -> None:
     """Cancel a run: at once if it is not executing, else ask it to stop (killed after the grace period)."""
     from jobs.actions import RunNotFound
     from jobs.cancel import RunNotCancellable, cancel_run
+    from jobs.status import RunStatus
 
+    run_id = resolve_run_id(app, run_id)
     try:
-        status = cancel_run(app, run_id, by=by or f"cli:{getpass.getuser()}")
+        status = cancel_run(app, run_id, by=by or actor_name())
     except (RunNotFound, RunNotCancellable) as exc:
         raise CliError(str(exc)) from None
     if as_json:
@@ -203,16 +269,17 @@ def cancel(app: Jobyard, run_id: str, by: str | None, as_json: bool) -> None:
         click.echo(f"run {run_id} asked to stop; it is killed if still running in {app.settings.cancel_grace_s:.0f}s")
 
 
-@cli.command()
+@click.command()
 @click.argument("run_id")
 @click.argument("addresses", nargs=-1, required=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def notify(app: Jobyard, run_id: str, addresses: tuple[str, ...], as_json: bool) -> None:
     """Mail ADDRESSES when RUN_ID ends (at once if it already has)."""
     from jobs.actions import RunNotFound
     from jobs.notifications import notify_me
 
+    run_id = resolve_run_id(app, run_id)
     try:
         recipients = notify_me(app, run_id, addresses)
     except (RunNotFound, ValueError) as exc:

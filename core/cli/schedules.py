@@ -2,40 +2,49 @@
 
 from __future__ import annotations
 
-import getpass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from core.app import Jobyard
-from core.cli.base import CliError, cli, echo_json, echo_run_id, parse_assignments, parse_at, with_app
-from core.db import utcnow
+from core.cli.base import (
+    CliError,
+    actor_name,
+    echo_json,
+    echo_new_runs,
+    echo_table,
+    json_option,
+    parse_assignments,
+    parse_at,
+    with_app,
+)
+
+if TYPE_CHECKING:
+    from core.app import Jobyard
+
+_HEADERS = ("TYPE", "MODE", "TRIGGER", "NEXT", "LAST RUN")
 
 
-@cli.group()
+@click.group()
 def schedules() -> None:
     """Plans of job types: list, show, set, enable, disable, run now."""
 
 
-def _schedule_line(row: dict[str, Any]) -> str:
-    return (
-        f"{row['type']:<28} {row['mode']:<10} {row['trigger']:<40} next {row['next_run_at'] or '-'}"
-        f"  last run {row['last_run_id'] or '-'}"
-    )
+def _columns(row: dict[str, Any]) -> tuple[object, ...]:
+    return row["type"], row["mode"], row["trigger"], row["next_run_at"], row["last_run_id"]
 
 
 def _print_schedule(row: dict[str, Any], as_json: bool) -> None:
     if as_json:
         echo_json(row)
-    else:
-        click.echo(_schedule_line(row))
-        if row["misfires"]:
-            click.echo(f"  misfires: {row['misfires']} (last {row['last_misfire_at']})")
-        click.echo(f"  changed by {row['changed_by']} at {row['changed_at']}")
+        return
+    echo_table(_HEADERS, [_columns(row)])
+    if row["misfires"]:
+        click.echo(f"  misfires: {row['misfires']} (last {row['last_misfire_at']})")
+    click.echo(f"  changed by {row['changed_by']} at {row['changed_at']}")
 
 
 @schedules.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def schedules_list(app: Jobyard, as_json: bool) -> None:
     """List every schedule."""
@@ -45,13 +54,12 @@ def schedules_list(app: Jobyard, as_json: bool) -> None:
     if as_json:
         echo_json(rows)
         return
-    for row in rows:
-        click.echo(_schedule_line(row))
+    echo_table(_HEADERS, [_columns(row) for row in rows])
 
 
 @schedules.command("show")
 @click.argument("job_type")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def schedules_show(app: Jobyard, job_type: str, as_json: bool) -> None:
     """Show the schedule of JOB_TYPE."""
@@ -73,13 +81,14 @@ def schedules_show(app: Jobyard, job_type: str, as_json: bool) -> None:
 @click.option("--after", help="After this job type completes successfully.")
 @click.option("--tz", default="UTC", show_default=True, help="Timezone of --cron and --weekly.")
 @click.option("--by", help="Who changes it (default: cli:<user>).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def schedules_set(
     app: Jobyard, job_type: str, params: tuple[str, ...], cron: str | None, interval: int | None,
     at_text: str | None, weekly: str | None, after: str | None, tz: str, by: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Plan JOB_TYPE with exactly one trigger; key=value PARAMS are the runs' parameters."""
+    from core.db import utcnow
     from jobs.params import InvalidJobRequest
     from scheduler import triggers
     from scheduler.schedules import set_schedule
@@ -101,7 +110,7 @@ def schedules_set(
         else:
             trigger = triggers.after(after or "")
         row = set_schedule(
-            app, job_type, trigger, by=by or f"cli:{getpass.getuser()}",
+            app, job_type, trigger, by=by or actor_name(),
             params=parse_assignments(params), from_text=True,
         )  # fmt: skip
     except (triggers.TriggerError, InvalidJobRequest) as exc:
@@ -113,7 +122,7 @@ def _set_enabled(app: Jobyard, job_type: str, enabled: bool, by: str | None, as_
     from scheduler.schedules import ScheduleNotFound, set_mode
 
     try:
-        row = set_mode(app, job_type, enabled=enabled, by=by or f"cli:{getpass.getuser()}")
+        row = set_mode(app, job_type, enabled=enabled, by=by or actor_name())
     except ScheduleNotFound as exc:
         raise CliError(str(exc)) from None
     _print_schedule(row.as_dict(), as_json)
@@ -122,7 +131,7 @@ def _set_enabled(app: Jobyard, job_type: str, enabled: bool, by: str | None, as_
 @schedules.command("disable")
 @click.argument("job_type")
 @click.option("--by", help="Who changes it (default: cli:<user>).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def schedules_disable(app: Jobyard, job_type: str, by: str | None, as_json: bool) -> None:
     """Stop planning JOB_TYPE; it then runs only when started by hand."""
@@ -132,7 +141,7 @@ def schedules_disable(app: Jobyard, job_type: str, by: str | None, as_json: bool
 @schedules.command("enable")
 @click.argument("job_type")
 @click.option("--by", help="Who changes it (default: cli:<user>).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def schedules_enable(app: Jobyard, job_type: str, by: str | None, as_json: bool) -> None:
     """Plan JOB_TYPE again with its trigger."""
@@ -143,7 +152,7 @@ def schedules_enable(app: Jobyard, job_type: str, by: str | None, as_json: bool)
 @click.argument("job_type")
 @click.argument("params", nargs=-1)
 @click.option("--by", help="Who starts it (default: cli:<user>).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @with_app
 def schedules_run_now(app: Jobyard, job_type: str, params: tuple[str, ...], by: str | None, as_json: bool) -> None:
     """Start JOB_TYPE at once with its schedule's parameters; its next execution does not move."""
@@ -151,9 +160,7 @@ def schedules_run_now(app: Jobyard, job_type: str, params: tuple[str, ...], by: 
     from scheduler.schedules import run_now
 
     try:
-        run_id = run_now(
-            app, job_type, by=by or f"cli:{getpass.getuser()}", params=parse_assignments(params), from_text=True
-        )
+        run_id = run_now(app, job_type, by=by or actor_name(), params=parse_assignments(params), from_text=True)
     except InvalidJobRequest as exc:
         raise CliError(str(exc)) from None
-    echo_run_id(run_id, as_json)
+    echo_new_runs(app, [run_id], as_json)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from core.app import Jobyard
@@ -19,13 +21,17 @@ def new_password(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_add_set_role_disable_and_enable_a_user(app: Jobyard) -> None:
-    added = run_cli(app, "users", "add", "olga", "--role", "operator", "--grant", "demo.noop")
+    added = run_cli(app, "users", "add", "olga", "--role", "operator", "--grant", "demo.noop", "--json")
     assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout) == {"username": "olga", "role": "operator", "domain": None, "email": None,
+                                        "granted_types": ["demo.noop"]}  # fmt: skip
     principal = authenticate(app.engine, "olga", PASSWORD)
     assert principal is not None and principal.granted_types == frozenset({"demo.noop"})
-    assert run_cli(app, "users", "set-role", "olga", "--role", "domain_admin", "--domain", "sales").returncode == 0
+    moved = run_cli(app, "users", "set-role", "olga", "--role", "domain_admin", "--domain", "sales", "--json")
+    assert json.loads(moved.stdout) == {"username": "olga", "role": "domain_admin", "domain": "sales"}
     assert [(u.role, u.domain) for u in list_users(app.engine)] == [("domain_admin", "sales")]
-    assert run_cli(app, "users", "disable", "olga").returncode == 0
+    disabled = run_cli(app, "users", "disable", "olga", "--json")
+    assert json.loads(disabled.stdout) == {"username": "olga", "disabled": True}
     assert authenticate(app.engine, "olga", PASSWORD) is None
     assert run_cli(app, "users", "enable", "olga").returncode == 0
     assert authenticate(app.engine, "olga", PASSWORD) is not None
@@ -65,5 +71,10 @@ def test_a_token_is_printed_once_works_and_stops_working_when_revoked(app: Jobya
     assert principal is not None and principal.name == "token:prometheus"
     listed = run_cli(app, "tokens", "list").stdout
     assert "prometheus" in listed and token not in listed and token[:10] in listed
-    assert run_cli(app, "tokens", "revoke", "prometheus").returncode == 0
+    as_json = json.loads(run_cli(app, "tokens", "list", "--json").stdout)
+    assert [(t["name"], t["revoked_at"]) for t in as_json] == [("prometheus", None)] and token not in str(as_json)
+    revoked = run_cli(app, "tokens", "revoke", "prometheus", "--json")
+    assert json.loads(revoked.stdout) == {"name": "prometheus", "revoked": True}
     assert principal_of_token(app.engine, token) is None
+    second = json.loads(run_cli(app, "tokens", "create", "grafana", "--role", "viewer", "--json").stdout)
+    assert principal_of_token(app.engine, second["token"]) is not None and second["name"] == "grafana"

@@ -35,7 +35,7 @@ def invoke(app: Jobyard, monkeypatch: pytest.MonkeyPatch) -> Invoke:
 def test_every_trigger_kind_can_be_set(invoke: Invoke, option: str, value: str, kind: str) -> None:
     result = invoke("schedules", "set", "demo.noop", option, value, "--by", "alice", "--json")
     assert result.exit_code == 0, result.output
-    row = json.loads(result.output)
+    row = json.loads(result.stdout)
     assert (row["type"], row["mode"], row["trigger_kind"], row["changed_by"]) == (
         "demo.noop",
         "scheduled",
@@ -43,20 +43,20 @@ def test_every_trigger_kind_can_be_set(invoke: Invoke, option: str, value: str, 
         "alice",
     )
     assert (row["next_run_at"] is None) == (kind == "after")
-    listed = json.loads(invoke("schedules", "list", "--json").output)
+    listed = json.loads(invoke("schedules", "list", "--json").stdout)
     assert [r["type"] for r in listed] == ["demo.noop"]
 
 
 def test_disable_enable_and_run_now(invoke: Invoke, app: Jobyard) -> None:
     invoke("schedules", "set", "demo.sleep", "--interval", "3600", "seconds=0.2")
-    before = json.loads(invoke("schedules", "show", "demo.sleep", "--json").output)
+    before = json.loads(invoke("schedules", "show", "demo.sleep", "--json").stdout)
     assert before["params"] == {"seconds": 0.2}
-    off = json.loads(invoke("schedules", "disable", "demo.sleep", "--json").output)
+    off = json.loads(invoke("schedules", "disable", "demo.sleep", "--json").stdout)
     assert (off["mode"], off["next_run_at"]) == ("disabled", None)
-    started = json.loads(invoke("schedules", "run-now", "demo.sleep", "--json").output)["id"]
-    shown = json.loads(invoke("show", started, "--json").output)
+    started = json.loads(invoke("schedules", "run-now", "demo.sleep", "--json").stdout)["id"]
+    shown = json.loads(invoke("show", started, "--json").stdout)
     assert shown["params"] == {"seconds": 0.2} and shown["status"] == "pending"
-    on = json.loads(invoke("schedules", "enable", "demo.sleep", "--json").output)
+    on = json.loads(invoke("schedules", "enable", "demo.sleep", "--json").stdout)
     assert on["mode"] == "scheduled" and on["next_run_at"] is not None
     text = invoke("schedules", "show", "demo.sleep").output
     assert "demo.sleep" in text and "every 3600s" in text
@@ -86,4 +86,4 @@ def test_bad_input_exits_2_and_stores_nothing(
     assert result.exit_code == 2
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
-    assert json.loads(invoke("schedules", "list", "--json").output) == []
+    assert json.loads(invoke("schedules", "list", "--json").stdout) == []

@@ -48,8 +48,10 @@ def test_a_target_is_added_from_stdin_listed_masked_updated_and_removed(app: Job
     token_file = tmp_path / "token"
     token_file.write_text("other-token\n")
     updated = jobyard(app, "targets", "add", "gws", "--role", "domain", "--url", "https://x.example.org",
-                      "--token-file", str(token_file))  # fmt: skip
-    assert updated.returncode == 0 and "updated" in updated.stdout
+                      "--token-file", str(token_file), "--json")  # fmt: skip
+    assert updated.returncode == 0, updated.stderr
+    assert json.loads(updated.stdout) == {"name": "gws", "role": "domain", "base_url": "https://x.example.org",
+                                          "token_masked": vault.masked("other-token"), "created": False}  # fmt: skip
     assert vault.get(app.engine, targets.secret_name("gws")) == "other-token"
     kept = jobyard(
         app, "targets", "add", "gws", "--role", "domain", "--url", "https://x.example.org/scim", "--keep-token"
@@ -60,8 +62,12 @@ def test_a_target_is_added_from_stdin_listed_masked_updated_and_removed(app: Job
     moved = jobyard(app, "targets", "add", "gws", "--role", "domain", "--url", "https://y.example.org", "--keep-token")
     assert moved.returncode == 2 and "token: is required again when the target moves" in moved.stderr
     assert targets.get(app.engine, "gws").base_url == "https://x.example.org/scim"
-    removed = jobyard(app, "targets", "remove", "gws")
-    assert removed.returncode == 0 and targets.listed(app.engine) == [] and vault.names(app.engine) == []
+    removed = jobyard(app, "targets", "remove", "gws", "--json")
+    assert (
+        json.loads(removed.stdout) == {"name": "gws", "removed": True}
+        and targets.listed(app.engine) == []
+        and vault.names(app.engine) == []
+    )
     actions = [e.action for e in reversed(entries(app.engine))]
     assert actions == ["target_save", "target_save", "target_save", "target_remove"]
     assert all(e.actor.startswith("cli:") for e in entries(app.engine))
@@ -78,8 +84,9 @@ def test_a_target_is_added_from_stdin_listed_masked_updated_and_removed(app: Job
         (("add", "gws", "--role", "domain", "--url", "https://x", "--token-file", "/nonexistent"), "", "cannot read"),
         (("add", "gws", "--role", "mailer", "--url", "https://x.example.org"), TOKEN, "'mailer' is not one of"),
         (("remove", "nope"), "", "no SCIM target named 'nope'"),
-        # Bytes that are not UTF-8 on the command line (a lone surrogate in Python): no database stores them.
-        (("add", "gws", "--role", "domain", "--url", "https://h\udcff.example.org/v2"), TOKEN, "base_url: "),
+        # Bytes that are not UTF-8 on the command line (a lone surrogate in Python): refused before any command.
+        (("add", "gws", "--role", "domain", "--url", "https://h\udcff.example.org/v2"), TOKEN,
+         "argument 'https://h\\xff.example.org/v2' is not valid UTF-8"),
         # An HTTP header carries ASCII only: a token that is not would fail every provisioning run.
         (("add", "gws", "--role", "domain", "--url", "https://x.example.org"), "t\u00f6ken", "token: must be"),
     ],
@@ -117,7 +124,9 @@ def test_identities_are_created_with_their_runs_and_listed(app: Jobyard, tmp_pat
                          stdin="k-123")  # fmt: skip
     assert from_stdin.returncode == 0, from_stdin.stderr
     listed = jobyard(app, "identities", "list")
-    assert [line.split()[1] for line in listed.stdout.splitlines()] == ["key-1", "svc-backup", "ada"]
+    header, *rows = listed.stdout.splitlines()
+    assert header.split()[:3] == ["ID", "USER", "NAME"]
+    assert [line.split()[1] for line in rows] == ["key-1", "svc-backup", "ada"]
     pending = json.loads(jobyard(app, "identities", "list", "--status", "pending", "--json").stdout)
     assert [(i["user_name"], i["display_status"]) for i in pending] == [("ada", "pending")]
     assert "secret-material" not in jobyard(app, "identities", "list", "--json").stdout
@@ -132,9 +141,15 @@ def test_identities_are_created_with_their_runs_and_listed(app: Jobyard, tmp_pat
         (("ada", "--type", "human_interactive"), "needs an identity provider target"),
         (("ada", "--type", "human_interactive", "--email", "nope"), "email: is not an email address"),
         (("svc", "--type", "robot"), "'robot' is not one of"),
-        # Bytes that are not UTF-8 on the command line (a lone surrogate in Python): no database stores them.
-        (("svc", "--type", "api_key", "--credential-file", "-", "--display-name", "Ada\udcff"), "display_name: must"),
-        (("svc", "--type", "api_key", "--credential-file", "-", "--email", "a\udcff@example.org"), "email: is not"),
+        # Bytes that are not UTF-8 on the command line (a lone surrogate in Python): refused before any command.
+        (
+            ("svc", "--type", "api_key", "--credential-file", "-", "--display-name", "Ada\udcff"),
+            "argument 'Ada\\xff' is not valid UTF-8",
+        ),
+        (
+            ("svc", "--type", "api_key", "--credential-file", "-", "--email", "a\udcff@example.org"),
+            "argument 'a\\xff@example.org' is not valid UTF-8",
+        ),
     ],
 )
 def test_a_bad_identity_exits_2_naming_the_field_and_stores_nothing(
