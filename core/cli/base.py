@@ -29,7 +29,13 @@ AMBIGUOUS_SHOWN = 5
 
 
 class CliError(click.ClickException):
+    """Bad input or an unusable environment: exit 2 with one line (multi-line messages, such as a database
+    driver's, are joined)."""
+
     exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(line.strip() for line in message.strip().splitlines()))
 
 
 def echo_json(value: Any) -> None:

@@ -120,3 +120,8 @@ def test_table_columns_are_as_wide_as_their_widest_cell() -> None:
     ]
     assert table(("A", "B"), []) == ["A  B"]
     assert table(None, [("key", "value")], indent="  ") == ["  key  value"]
+
+
+def test_an_error_of_several_lines_is_told_in_one() -> None:
+    error = CliError("database error: connection failed\n\tIs the server running on that host?\n")
+    assert error.format_message() == "database error: connection failed Is the server running on that host?"
