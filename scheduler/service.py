@@ -39,9 +39,12 @@ def tick(app: Jobyard) -> int:
     clock = app.clock
     now = utcnow()
     due = clock.due(now)
+    # An entry cleared for its unreadable hash is written again from SQL; if due, it fires next poll.
+    for schedule_id in due.cleared:
+        _put_again(app, schedule_id)
     created = 0
-    for start in range(0, len(due), defaults.SCHEDULE_FIRE_BATCH):
-        batch = due[start : start + defaults.SCHEDULE_FIRE_BATCH]
+    for start in range(0, len(due.schedule_ids), defaults.SCHEDULE_FIRE_BATCH):
+        batch = due.schedule_ids[start : start + defaults.SCHEDULE_FIRE_BATCH]
         firings = fire_due(app, batch, now)
         created += len(firings)
         clock.move({f.schedule_id: f.next_run_at for f in firings if f.next_run_at is not None})
@@ -49,13 +52,17 @@ def tick(app: Jobyard) -> int:
         # Any other due entry was stale (schedule edited, disabled, fired elsewhere): re-read it from SQL.
         fired = {f.schedule_id for f in firings}
         for schedule_id in set(batch) - fired:
-            try:
-                clock.put(schedules.get_by_id(app, schedule_id))
-            except schedules.ScheduleNotFound:
-                clock.drop(schedule_id)
+            _put_again(app, schedule_id)
         if fired:
             log.info("fired %d schedule(s)", len(fired))
     return created
+
+
+def _put_again(app: Jobyard, schedule_id: int) -> None:
+    try:
+        app.clock.put(schedules.get_by_id(app, schedule_id))
+    except schedules.ScheduleNotFound:
+        app.clock.drop(schedule_id)
 
 
 def _housekeep(app: Jobyard, stop: threading.Event) -> None:

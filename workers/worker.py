@@ -21,16 +21,19 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 from rq.worker import SimpleWorker
-from sqlalchemy import insert
+from sqlalchemy import insert, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.db import utcnow
 from jobs import cancel
 from jobs.context import JobContext, PermanentFailure
 from jobs.dispatch import ENTRYPOINT
 from jobs.enqueue import push_quietly
+from jobs.models import runs_table
 from jobs.retry import RetryPolicy
 from jobs.status import RunStatus
 from workers import liveness
+from workers.admission import JobyardQueue, Unreadable
 from workers.entrypoint import ActiveAttempt, current_attempt
 from workers.hooks import DEFAULT_HOOKS, Hook, run_hooks_after
 from workers.models import refused_jobs_table
@@ -54,10 +57,11 @@ class JobyardWorker(SimpleWorker):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            [app.dispatcher.queue(q) for q in queues],
+            list(queues),
             name=name,
             connection=app.redis,
             serializer=JSONSerializer,
+            queue_class=JobyardQueue,
             **kwargs,
         )
         self.app = app
@@ -91,11 +95,15 @@ class JobyardWorker(SimpleWorker):
             try:
                 return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
             except Exception as exc:
-                # RQ tags fetch errors with the job; anything else is a real fault of this worker.
+                # RQ tags fetch errors with the job (and so does JobyardQueue); anything else is a real
+                # fault of this worker.
                 job_id, queue = getattr(exc, "job_id", None), getattr(exc, "queue", None)
                 if job_id is None or queue is None:
                     raise
-                self._refuse(job_id, queue, f"unreadable payload ({type(exc).__name__}); only JSON is accepted")
+                if isinstance(exc, Unreadable):
+                    self._refuse(exc.entry, queue, exc.reason)
+                else:
+                    self._refuse(job_id, queue, f"unreadable payload ({type(exc).__name__}); only JSON is accepted")
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         reason = self._refusal_reason(job)
@@ -104,6 +112,10 @@ class JobyardWorker(SimpleWorker):
             return
         claim = self.recorder.claim(job.id, self.name)
         if claim is None:
+            if not self._run_exists(job.id):
+                # Jobyard pushes a run only after its row is committed: this job was never one of ours.
+                self._refuse(job.id, queue, "names no Jobyard run")
+                return
             # Another copy of this delivery already ran or is running, or the run was settled.
             log.info("run %s is not startable; dropping this delivery", job.id)
             self._release_delivery(job.id, queue)
@@ -135,6 +147,8 @@ class JobyardWorker(SimpleWorker):
             args = job.args
         except Exception as exc:
             return f"unreadable payload ({type(exc).__name__}); only JSON is accepted"
+        if job._unreadable_meta is not None:
+            return "unreadable meta; only JSON is accepted"
         if func_name != ENTRYPOINT:
             return f"{func_name!r} is not a Jobyard run; only declared job types execute"
         # RQ would import and call a callback named in the hash: Jobyard never sets one.
@@ -144,17 +158,35 @@ class JobyardWorker(SimpleWorker):
             return "malformed Jobyard payload"
         return None
 
-    def _refuse(self, job_id: str, queue: Queue, reason: str) -> None:
-        log.error("refused job %s on %s: %s", job_id, queue.name, reason)
-        with self.app.engine.begin() as conn:
-            conn.execute(
-                insert(refused_jobs_table).values(
-                    rq_job_id=job_id[:200], queue=queue.name, worker=self.name, reason=reason, at=utcnow()
+    def _run_exists(self, run_id: str) -> bool:
+        with self.app.engine.connect() as conn:
+            return conn.execute(select(runs_table.c.id).where(runs_table.c.id == run_id)).first() is not None
+
+    def _refuse(self, entry: bytes | str, queue: Queue, reason: str) -> None:
+        """Records a popped job that is not a Jobyard run and removes every trace RQ keeps of it.
+
+        `entry` is the queue entry as stored (bytes when it is not text)."""
+        job_id = entry if isinstance(entry, str) else entry.decode("utf-8", "backslashreplace")
+        log.error("refused job %r on %s: %s", job_id, queue.name, reason)
+        try:
+            with self.app.engine.begin() as conn:
+                conn.execute(
+                    insert(refused_jobs_table).values(
+                        rq_job_id=job_id[:200], queue=queue.name, worker=self.name, reason=reason, at=utcnow()
+                    )
                 )
-            )
-        self._release_delivery(job_id, queue)
-        # Not ours, so not kept: a refused payload must never be picked up again.
-        self.connection.delete(Job.key_for(job_id))
+        except SQLAlchemyError:
+            # The log line above is then the only record; the poison must still go.
+            log.exception("could not record the refusal of %r", job_id)
+        raw = entry.encode() if isinstance(entry, str) else entry
+        with self.connection.pipeline(transaction=False) as pipe:
+            # Popped but never started: RQ's intermediate queue is all it holds besides the hash (the
+            # started registry is only written once a job is prepared, which a refused one never is).
+            # Bytes, since an entry may not be text; redis-py's hints say str only.
+            pipe.lrem(queue.intermediate_queue_key, 1, raw)  # type: ignore[arg-type]
+            # Not ours, so not kept: a refused payload must never be picked up again.
+            pipe.delete(Job.redis_job_namespace_prefix.encode() + raw)
+            pipe.execute()
 
     def _release_delivery(self, job_id: str, queue: Queue) -> None:
         self.connection.lrem(queue.intermediate_queue_key, 1, job_id)
