@@ -86,6 +86,15 @@ class JobyardWorker(SimpleWorker):
         liveness.mark_stopped(self.app.engine, self.name)
         super().register_death()  # type: ignore[no-untyped-call]
 
+    def unsubscribe(self) -> None:
+        # Once RQ's UNSUBSCRIBE is answered, redis-py's listener thread waits up to RQ's 60 s for a new
+        # subscription before it reads its stop flag again, and RQ then joins it with no timeout: a stopping
+        # worker whose listener won that race hung past the supervisor's grace period and was killed. With
+        # the flag down first, the answer itself ends the thread.
+        if self.pubsub_thread is not None:
+            self.pubsub_thread.stop(timeout=0)
+        super().unsubscribe()  # type: ignore[no-untyped-call]
+
     # -- admission: only Jobyard runs, only JSON --------------------------------------------------
 
     def dequeue_job_and_maintain_ttl(
