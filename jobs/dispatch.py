@@ -30,7 +30,8 @@ PUSH_CHUNK = 1000  # runs per Redis round trip
 # about runs SQL says are waiting for a delivery, and a worker claims a run in SQL before RQ marks it
 # started, so a started hash beside such a run is left over from a failure RQ never finished recording.
 HELD_STATUSES = frozenset({JobStatus.QUEUED, JobStatus.SCHEDULED})
-# RQ's own rule for a job id (rq.job.validate_job_id); a run id is a uuid4 hex, which fits it.
+# RQ's own rule for a job id (rq.job.validate_job_id), bounded: a run id is a uuid4 hex, and nothing longer than
+# refused_jobs can name is one of Jobyard's.
 JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
