@@ -45,6 +45,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobyard.worker")
 
 
+def _not_rqs_retry_time(record: logging.LogRecord) -> bool:
+    """RQ logs when it puts a retry in its scheduled registry: a second, rounded time (and a count of retries
+    left that is RQ's, not the run's) beside the next attempt time Jobyard's own log line gives."""
+    return not str(record.msg).startswith("Job %s: scheduled for retry at")
+
+
 class JobyardWorker(SimpleWorker):
     def __init__(
         self,
@@ -64,6 +70,8 @@ class JobyardWorker(SimpleWorker):
             queue_class=JobyardQueue,
             **kwargs,
         )
+        if _not_rqs_retry_time not in logging.getLogger("rq.job").filters:
+            logging.getLogger("rq.job").addFilter(_not_rqs_retry_time)
         self.app = app
         self.instance = instance
         self.recorder = recorder_for(app)

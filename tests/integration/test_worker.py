@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
@@ -56,10 +58,13 @@ def test_secret_parameters_are_clear_only_inside_the_job(app: Jobyard) -> None:
     assert run.result == {"token_length": 7}
 
 
-def test_a_failed_attempt_is_stored_and_the_run_waits_for_its_retry(app: Jobyard) -> None:
+def test_a_failed_attempt_is_stored_and_the_run_waits_for_its_retry(
+    app: Jobyard, caplog: pytest.LogCaptureFixture
+) -> None:
     run_id = enqueue("demo.fail", {"times": 1}, app=app)
     before = datetime.now(UTC)
-    drain(app)
+    with caplog.at_level(logging.INFO):
+        drain(app)
     run, attempts = load(app, run_id)
     assert run.status == "retrying"
     assert run.next_attempt_at is not None
@@ -74,6 +79,14 @@ def test_a_failed_attempt_is_stored_and_the_run_waits_for_its_retry(app: Jobyard
     # No worker sleeps through the wait: RQ's scheduled registry holds the run.
     assert app.redis.zscore("rq:scheduled:default", run_id) is not None
     assert Queue("default", connection=app.redis).count == 0
+    # The worker log gives one next attempt time, Jobyard's; RQ's own (rounded, counting RQ's retries) is left out.
+    said = [r.getMessage() for r in caplog.records]
+    assert (
+        [m for m in said if "next attempt at" in m]
+        == [m for m in said if run_id in m and f"next attempt at {run.next_attempt_at:%H:%M:%S}" in m]
+        != []
+    )
+    assert not [m for m in said if "scheduled for retry" in m]
 
 
 def test_a_permanent_failure_fails_the_run_at_once_without_retrying(app: Jobyard) -> None:
