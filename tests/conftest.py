@@ -38,8 +38,14 @@ PROCESS_MARK = "JOBYARD_TEST_SESSION_PID"
 os.environ[PROCESS_MARK] = str(os.getpid())
 REDIS_URL = os.environ.get("JOBYARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_URL = os.environ.get("JOBYARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-# JOBYARD_TEST_DATABASES=sqlite,postgresql picks the backends every database test runs against.
+# Which databases a database test runs against. The SQL that differs between the two lives in a few places —
+# the worker's hot path (core/hotsql.py), dialect branches (locks, ON CONFLICT, sealing, metrics), PostgreSQL-only
+# migrations (trigram search) — and a module whose tests reach it says `pytestmark = pytest.mark.both_databases`:
+# it runs on SQLite and on PostgreSQL. Every other database test goes through SQLAlchemy Core statements that
+# both databases run alike (pages, API, CLI, access rules) and runs once, on SQLite: the embedded default, and
+# twice as fast per test. JOBYARD_TEST_DATABASES=sqlite (or =postgresql) narrows both kinds to one database.
 BACKENDS = [b.strip() for b in os.environ.get("JOBYARD_TEST_DATABASES", "sqlite,postgresql").split(",") if b.strip()]
+SINGLE_BACKEND = "sqlite" if "sqlite" in BACKENDS else BACKENDS[0]
 REPO = Path(__file__).resolve().parent.parent
 P = TypeVar("P", bound="JobyardProcess")
 
@@ -87,7 +93,13 @@ def postgres_database_url() -> Iterator[str]:
     admin.dispose()
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("both_databases") is not None
+        metafunc.parametrize("database_url", BACKENDS if both else [SINGLE_BACKEND], indirect=True)
+
+
+@pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'jobyard.sqlite3'}"

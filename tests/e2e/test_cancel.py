@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from core.app import Jobyard
 from jobs.cancel import cancel_run
 from jobs.enqueue import enqueue
 from jobs.status import RunStatus
 from tests.conftest import WorkerProcesses, run_cli, wait_for
 from tests.helpers import attempts_of, run_of
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_a_cooperative_job_stops_itself(app: Jobyard, start_workers: Callable[..., WorkerProcesses]) -> None:

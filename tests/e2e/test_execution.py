@@ -5,10 +5,14 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
+import pytest
+
 from core.app import Jobyard
 from jobs.enqueue import enqueue
 from jobs.queries import run_detail
 from tests.conftest import JobyardProcess, WorkerProcesses, _running, wait_for
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_progress_and_log_lines_are_visible_while_the_job_runs(

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from rq import Queue
 from sqlalchemy import func, select
 
@@ -17,6 +18,8 @@ from jobs.enqueue import EnqueueRequest, enqueue, enqueue_many
 from jobs.models import Attempt, Run
 from tests.conftest import PrivateRedis, WorkerProcesses, make_settings, run_cli, wait_for
 from workers.worker import JobyardWorker
+
+pytestmark = pytest.mark.both_databases
 
 
 def statuses(app: Jobyard) -> Counter[str]:

@@ -34,6 +34,9 @@ SCHEDULER_SET = "rq:scheduler:scheduled_jobs"
 Fields = dict[EncodableT, EncodableT]
 
 
+pytestmark = pytest.mark.both_databases
+
+
 def armed_pickle(marker: Path) -> bytes:
     """A pickle whose loading calls open(marker, "w"), which creates the marker file.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import pairwise
 
+import pytest
 from sqlalchemy import select
 
 from core.app import Jobyard
@@ -13,6 +14,8 @@ from jobs.models import Run, RunLog
 from tests.conftest import WorkerProcesses, run_cli, wait_for
 from tests.helpers import attempts_of, run_of
 from workers.models import WorkerRecord
+
+pytestmark = pytest.mark.both_databases
 
 
 def process_gone(pid: int) -> bool:

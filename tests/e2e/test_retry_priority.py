@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from core.app import Jobyard
@@ -16,6 +17,9 @@ from tests.helpers import attempts_of
 BACKLOG = 2000
 # demo.fail's backoff base: its first retry is due this long after the failed attempt.
 BACKOFF = timedelta(seconds=1)
+
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_a_due_retry_starts_before_a_backlog_of_2000_fresh_runs(

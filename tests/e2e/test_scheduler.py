@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import pairwise
 
+import pytest
 from sqlalchemy import select
 
 from core.app import Jobyard
@@ -18,6 +19,8 @@ from jobs.models import Attempt, Run, RunLog
 from scheduler import schedules, triggers
 from tests.conftest import JobyardProcess, WorkerProcesses, _running, wait_for
 from tests.jobtypes import TICK_TYPES
+
+pytestmark = pytest.mark.both_databases
 
 
 def fired(app: Jobyard, type_name: str) -> list[tuple[datetime, Run]]:

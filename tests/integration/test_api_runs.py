@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, insert, select, update
 
 from core.app import Jobyard
@@ -15,6 +16,9 @@ from jobs.run_search import encode_cursor
 from tests.helpers import mixed_runs, run_rows
 
 API = "/api/v1"
+
+
+pytestmark = pytest.mark.both_databases
 
 
 def bearer(token: str) -> dict[str, str]:

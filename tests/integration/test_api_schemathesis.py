@@ -55,6 +55,9 @@ MAX_EXAMPLES = int(os.environ.get("JOBYARD_API_FUZZ_EXAMPLES", "25"))
 LABELS = [f"{op.method} {op.path}" for op in OPERATIONS]
 
 
+pytestmark = pytest.mark.both_databases
+
+
 def _fuzz(strategy: Any) -> None:
     @settings(
         max_examples=MAX_EXAMPLES,

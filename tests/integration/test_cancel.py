@@ -15,6 +15,8 @@ from jobs.status import RunStatus
 from tests.helpers import run_of
 from workers.worker import JobyardWorker
 
+pytestmark = pytest.mark.both_databases
+
 
 def test_a_queued_run_is_cancelled_at_once_and_never_picked_up(app: Jobyard) -> None:
     run_id = enqueue("demo.noop", app=app)

@@ -46,6 +46,9 @@ LIVE_TABLES = {
 }
 
 
+pytestmark = pytest.mark.both_databases
+
+
 @pytest.fixture
 def inbox(app: Jobyard, monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     handler, port = Inbox(), free_port()

@@ -31,6 +31,9 @@ DAY = timedelta(days=1)
 run_items_table = maintenance.run_items_table
 
 
+pytestmark = pytest.mark.both_databases
+
+
 def run(app: Jobyard, type_name: str, **params: Any) -> dict[str, Any]:
     """Enqueues one run and lets a real worker execute it."""
     run_id = enqueue(type_name, params, app=app)

@@ -17,6 +17,8 @@ from jobs.models import RunDependency, runs_table
 from tests.helpers import run_of
 from workers.worker import JobyardWorker
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture
 def invoke(app: Jobyard, monkeypatch: pytest.MonkeyPatch) -> object:

@@ -11,6 +11,8 @@ from jobs.models import Run, RunLog
 from jobs.params import InvalidJobRequest
 from workers.worker import JobyardWorker
 
+pytestmark = pytest.mark.both_databases
+
 
 def status(app: Jobyard, run_id: str) -> str:
     with app.sessions() as session:

@@ -16,6 +16,8 @@ from jobs.models import Run
 from jobs.params import InvalidJobRequest
 from workers.reconciler import reconcile
 
+pytestmark = pytest.mark.both_databases
+
 
 def run_count(app: Jobyard) -> int:
     with app.engine.connect() as conn:

@@ -26,6 +26,9 @@ READERS = ("admin", "operator", "viewer")
 DOMAIN_LIMITED = ("domain_admin", "domain_viewer")
 
 
+pytestmark = pytest.mark.both_databases
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

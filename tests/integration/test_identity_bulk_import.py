@@ -38,6 +38,9 @@ ROWS = [
 BAD = {"user_name": "svc-nokey", "identity_type": "service_account"}  # no credential
 
 
+pytestmark = pytest.mark.both_databases
+
+
 def csv_bytes(rows: list[dict[str, str]], columns: list[str] = COLUMNS) -> bytes:
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, lineterminator="\n")

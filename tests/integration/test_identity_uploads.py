@@ -24,6 +24,9 @@ KEYS = [{"user_name": "ci-key", "identity_type": "api_key", "credential": "api-k
 COLUMNS = ["user_name", "identity_type", "credential"]
 
 
+pytestmark = pytest.mark.both_databases
+
+
 def store(app: Jobyard) -> int:
     return uploads.store(app.engine, "keys.csv", csv_bytes(KEYS, COLUMNS), "alice")
 

@@ -28,6 +28,9 @@ Workers = Callable[..., WorkerProcesses]
 Scheduler = Callable[[], JobyardProcess]
 
 
+pytestmark = pytest.mark.both_databases
+
+
 @pytest.fixture
 def inbox(app: Jobyard, monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
     handler, port = Inbox(), free_port()

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from sqlalchemy import Table, insert, select, update
 
 from core.app import Jobyard
@@ -23,6 +24,9 @@ from workers.worker import JobyardWorker
 
 item_claims = cast(Table, ItemClaim.__table__)
 FINAL_VALUES = {s.value for s in FINAL}
+
+
+pytestmark = pytest.mark.both_databases
 
 
 def run(app: Jobyard, **params: Any) -> dict[str, Any]:

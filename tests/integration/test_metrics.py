@@ -24,6 +24,9 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 TYPE = "test.follower"  # queue "default", like every test type
 
 
+pytestmark = pytest.mark.both_databases
+
+
 def scrape(client: Any, token: str) -> Samples:
     response = client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.get_data(as_text=True)

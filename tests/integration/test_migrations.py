@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
@@ -11,6 +12,9 @@ from core.migrate import current_revision, head_revision
 
 # Indexes that only PostgreSQL gets (migration 0010's trigram indexes for free-text search).
 POSTGRESQL_ONLY_INDEX_SUFFIX = "_trgm"
+
+
+pytestmark = pytest.mark.both_databases
 
 
 def _is_postgresql_only(difference: tuple[object, ...]) -> bool:

@@ -21,6 +21,8 @@ from jobs.type_settings import BadRecipients, clean_addresses
 from tests.conftest import wait_for
 from workers.worker import JobyardWorker
 
+pytestmark = pytest.mark.both_databases
+
 
 class Inbox:
     def __init__(self) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from sqlalchemy import select, update
 
 from core.app import Jobyard
@@ -18,6 +19,9 @@ from tests.webclient import login, post
 
 ROW = re.compile(r'<tr data-run-id="([0-9a-f]{32})"')
 FLASH = re.compile(r'<p class="flash (\w+)" role="status">(.*?)</p>', re.S)
+
+
+pytestmark = pytest.mark.both_databases
 
 
 def _runs(app: Jobyard, type_name: str, count: int = 1, by: str = "root", **params: Any) -> list[str]:

@@ -9,6 +9,8 @@ import time
 from datetime import timedelta
 from typing import cast
 
+import pytest
+
 from core.app import Jobyard
 from core.db import utcnow
 from jobs.dispatch import Delivery
@@ -20,6 +22,9 @@ from workers.reconciler import reconcile
 from workers.recording import Failure, recorder_for
 
 QUEUE = "rq:queue:default"
+
+
+pytestmark = pytest.mark.both_databases
 
 
 def queued(app: Jobyard) -> list[str]:

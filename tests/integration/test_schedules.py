@@ -19,6 +19,8 @@ from scheduler.models import Schedule
 from scheduler.triggers import TriggerError
 from workers.worker import JobyardWorker
 
+pytestmark = pytest.mark.both_databases
+
 
 def runs_of(app: Jobyard, type_name: str) -> list[Run]:
     with app.sessions() as session:

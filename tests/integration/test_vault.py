@@ -27,6 +27,9 @@ Workers = Callable[..., WorkerProcesses]
 TOKEN = "s3cret-token-of-23-char"  # the job reports its length: proof the worker read it
 
 
+pytestmark = pytest.mark.both_databases
+
+
 def finished(app: Jobyard, run_id: str) -> Run:
     run: Run = wait_for(lambda: (r := run_of(app, run_id)).status in FINAL and r, timeout=60, what=run_id)
     return run

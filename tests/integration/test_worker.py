@@ -19,6 +19,8 @@ from workers.models import RefusedJob, WorkerRecord
 from workers.recording import Failure
 from workers.worker import JobyardWorker
 
+pytestmark = pytest.mark.both_databases
+
 
 def drain(app: Jobyard, queues: tuple[str, ...] = ("default",)) -> JobyardWorker:
     assert app.flush()

@@ -3,6 +3,7 @@ queue (tests/e2e/test_poison.py covers the single-queue worker process)."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from core.app import Jobyard
@@ -10,6 +11,8 @@ from jobs.enqueue import EnqueueRequest, enqueue_many
 from tests.helpers import run_of
 from workers.models import RefusedJob
 from workers.worker import JobyardWorker
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_a_worker_of_two_queues_refuses_an_entry_that_names_no_job_and_goes_on(app: Jobyard) -> None:
