@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -36,7 +37,23 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 # parallel test processes only answer for their own.
 PROCESS_MARK = "JOBYARD_TEST_SESSION_PID"
 os.environ[PROCESS_MARK] = str(os.getpid())
-REDIS_URL = os.environ.get("JOBYARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _redis_url_of_this_process() -> str:
+    """JOBYARD_TEST_REDIS_URL (default database 15), which the tests flush. Under pytest-xdist, worker gwN
+    takes the database N below it, so that parallel test processes never flush each other's queues."""
+    url = os.environ.get("JOBYARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) - int(worker[2:])
+    if database < 0:
+        raise pytest.UsageError(f"{url}: too few Redis databases below it for xdist worker {worker}")
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+REDIS_URL = _redis_url_of_this_process()
 POSTGRES_URL = os.environ.get("JOBYARD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # Which databases a database test runs against. The SQL that differs between the two lives in a few places —
 # the worker's hot path (core/hotsql.py), dialect branches (locks, ON CONFLICT, sealing, metrics), PostgreSQL-only

@@ -134,13 +134,15 @@ def test_edit_a_schedule(app: Jobyard, page: Any, screenshots: Path) -> None:
 
 
 def test_screenshots_of_the_main_pages(app: Jobyard, page: Any, screenshots: Path) -> None:
-    for request in (
-        ("demo.progress", {"steps": 3, "step_seconds": 0.1}),
-        ("demo.fail", {"times": 1}),
-        ("demo.noop", {}),
-        ("demo.sleep", {"seconds": 30}),
-    ):
+    started = [
         ops.start(app, ADMIN, *request)
+        for request in (
+            ("demo.progress", {"steps": 3, "step_seconds": 0.1}),
+            ("demo.fail", {"times": 1}),
+            ("demo.noop", {}),
+            ("demo.sleep", {"seconds": 30}),  # shown running
+        )
+    ]
     wait_for(
         lambda: {r["status"] for r in ops.list_runs(app, ADMIN.principal, RunFilter()).runs} >= {"completed"},
         what="some runs to complete",
@@ -151,6 +153,8 @@ def test_screenshots_of_the_main_pages(app: Jobyard, page: Any, screenshots: Pat
             page.fill("#type-filter", "demo.")
         page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True)
         assert (screenshots / f"{name}.png").stat().st_size > 10_000
+    # Its worker would otherwise finish the 30 s nap before it stops, as a stopping worker should.
+    ops.cancel(app, ADMIN, started[-1])
 
 
 def test_create_an_identity_with_its_credential_and_find_it_in_the_list(app: Jobyard, page: Any) -> None:
