@@ -89,6 +89,11 @@ class GuestQueue(Queue):
         except READ_ERRORS:
             return UnreadableJob(job_id)
 
+    def compact(self) -> None:
+        # RQ renames the queue's list first, which Redis refuses for a queue that holds nothing (no key).
+        if self.connection.exists(self.key):
+            super().compact()  # type: ignore[no-untyped-call]
+
 
 class GuestWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -4,7 +4,11 @@
 of `readers.py` (its views call `Job.fetch`, `Queue.all`, `Worker.all` and `requeue_job` without a
 serializer, which means pickle). `guard_views` wraps each of its views in one app: a job RQ cannot read
 is shown as unreadable (200 with the fields saying so, or 422 for an action on it), a job that does not
-exist is a 404, and neither is ever a 500.
+exist is a 404, and neither is ever a 500. rq-dashboard takes its path segments on trust (a page size of 0
+divided by zero, an unknown registry met an unbound variable, a page past Redis's integers was Redis's
+error): a registry, order, page size or page number that names no page is a 404 before its view runs; an
+action RQ refuses for the job's state (requeueing a job that has not failed) is a 409; and a key Redis
+holds in another shape than RQ's (planted, or half-written) is a 422 like any other unreadable data.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, jsonify, request
-from rq.exceptions import NoSuchJobError
+from redis.exceptions import ResponseError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from werkzeug.exceptions import NotFound, UnprocessableEntity
 
 from dashboard.rq_guest.readers import (
@@ -31,8 +36,33 @@ from dashboard.rq_guest.readers import (
 )
 
 _PATCHED = "_jobyard_json_only"
+# Data RQ cannot read, and keys Redis holds in another shape than RQ's (WRONGTYPE, a list that is no list).
+_UNREADABLE_IN_REDIS: tuple[type[Exception], ...] = (*READ_ERRORS, ResponseError)
 # Views that describe one job: a job they cannot read is described as unreadable, not refused.
 _JOB_DESCRIPTIONS = {"job_info"}
+# The registries rq-dashboard lists and empties, the orders it sorts in; pages are bounded so that an offset
+# (page - 1) * per_page stays far inside Redis's 64-bit integers. Its own page-size box stops at 200.
+REGISTRIES = frozenset({"queued", "failed", "deferred", "started", "finished", "scheduled", "canceled"})
+ORDERS = frozenset({"asc", "dsc"})
+MAX_PER_PAGE = 1000
+MAX_PAGE = 1_000_000_000
+
+
+def _names_a_page(kwargs: dict[str, Any]) -> bool:
+    """Whether the path segments of a jobs list (or of emptying a registry) name one that can exist."""
+    if "registry_name" in kwargs and kwargs["registry_name"] not in REGISTRIES:
+        return False
+    if "order" in kwargs and kwargs["order"] not in ORDERS:
+        return False
+    for name, most in (("per_page", MAX_PER_PAGE), ("page", MAX_PAGE)):
+        if name in kwargs:
+            try:
+                number = int(str(kwargs[name]))
+            except ValueError:
+                return False
+            if not 1 <= number <= most:
+                return False
+    return True
 
 
 def _guard_summary(serialize: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -68,15 +98,20 @@ def _guarded(endpoint: str, view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        if not _names_a_page(kwargs):
+            raise NotFound("no such list of RQ's jobs")
         try:
             return view(*args, **kwargs)
         except NoSuchJobError:
             raise NotFound("no such job in Redis") from None
+        except InvalidJobOperation:
+            # RQ requeues a job from its failed registry only; one queued, running or finished is left as it is.
+            return jsonify(status="ERROR", error="RQ does not allow that action on the job in its state"), 409
         except NotImplementedError:
             # rq-dashboard asks RQ for what its newer releases dropped (removing one entry from the started
             # registry, which now records executions): refused, and nothing was changed.
             return jsonify(status="ERROR", error="this RQ release does not support that action"), 422
-        except READ_ERRORS:
+        except _UNREADABLE_IN_REDIS:
             if name in _JOB_DESCRIPTIONS:
                 return jsonify(unreadable_summary(str(kwargs.get("job_id", "")))), 200
             if request.path.endswith(".json") or request.method == "POST":
