@@ -102,6 +102,15 @@ class GuestWorker(Worker):
         kwargs["queue_class"] = GuestQueue
         super().__init__(*args, **kwargs)
 
+    @classmethod
+    def find_by_key(cls, worker_key: str, connection: Any, *args: Any, **kwargs: Any) -> Any:
+        # A worker whose hash RQ cannot read (or an entry of RQ's set of workers that names none) is left out of
+        # the list, rather than one planted key making the whole workers page unreadable.
+        try:
+            return super().find_by_key(worker_key, connection, *args, **kwargs)
+        except READ_ERRORS:
+            return None
+
     def get_current_job(self) -> Any:
         try:
             return super().get_current_job()

@@ -123,3 +123,25 @@ def test_a_planted_key_of_the_wrong_type_leaves_every_page_answering(app: Jobyar
                    "/rq/queue/default/failed/empty"):  # fmt: skip
         response = admin.post(action, headers=_csrf(admin))
         assert response.status_code in (200, 422), (action, response.status_code)
+
+
+def test_a_planted_worker_that_cannot_be_read_hides_no_other(app: Jobyard, admin: FlaskClient) -> None:
+    from workers.worker import JobyardWorker
+
+    worker = JobyardWorker(["default"], app=app, name="real-worker")
+    worker.register_birth()
+    try:
+        # A hash whose dates are no dates, an entry in RQ's set of workers that is no worker key, and a worker
+        # named with markup (valid otherwise): the real one and the named one are listed, the rest left out.
+        app.redis.hset("rq:worker:garbage", mapping={"birth": "yesterday", "last_heartbeat": "\xff", "queues": "x"})
+        app.redis.sadd("rq:workers", "rq:worker:garbage", "not-a-worker-key")
+        marked = "<img src=x onerror=alert(1)>"
+        app.redis.hset(f"rq:worker:{marked}", mapping={"queues": "default", "state": "idle"})
+        app.redis.sadd("rq:workers", f"rq:worker:{marked}")
+        listed = admin.get("/rq/0/data/workers.json")
+        assert listed.status_code == 200, listed.status_code
+        assert listed.json is not None
+        assert sorted(w["name"] for w in listed.json["workers"]) == sorted([marked, "real-worker"])
+        assert admin.get("/rq/0/view/workers").status_code == 200
+    finally:
+        worker.register_death()
