@@ -145,3 +145,14 @@ def test_a_planted_worker_that_cannot_be_read_hides_no_other(app: Jobyard, admin
         assert admin.get("/rq/0/view/workers").status_code == 200
     finally:
         worker.register_death()
+
+
+def test_a_planted_entry_in_rqs_set_of_queues_hides_no_queue(app: Jobyard, admin: FlaskClient) -> None:
+    enqueue("test.follower", app=app)
+    assert app.flush()
+    app.redis.sadd("rq:queues", "not-a-queue-key", b"rq:queue:\xff\xfe")
+    assert admin.get("/rq/").status_code == 200
+    assert admin.get("/rq/0/view/jobs").status_code == 200
+    listed = admin.get("/rq/0/data/queues.json")
+    assert listed.status_code == 200 and listed.json is not None
+    assert [q["name"] for q in listed.json["queues"]] == ["default"]
