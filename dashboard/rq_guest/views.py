@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from flask import Flask, jsonify, request
 from redis.exceptions import ResponseError
@@ -78,11 +79,30 @@ def _guard_summary(serialize: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return guarded
 
 
+def shown_instance(url: str) -> str:
+    """A Redis URL as /rq's instance list shows it: scheme, host, port and path, never a credential.
+    rq-dashboard masked only what lies between '://' and the first '@', so a password with an '@' in it, or one
+    given in the query (`?password=`), was printed on every page."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    netloc = f"[{host}]{port}" if ":" in host else f"{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _instance_list(urls: Any) -> list[str]:
+    return [shown_instance(str(u)) for u in (urls if isinstance(urls, list | tuple) else [urls]) if u]
+
+
 def read_json_only(web: Any) -> None:
     """Idempotent: every app built in the process shares rq-dashboard's module."""
     forbid_pickle()
     if getattr(web, _PATCHED, False):
         return
+    web.escape_format_instance_list = _instance_list
     web.Job = GuestJob
     web.Queue = GuestQueue
     web.Worker = GuestWorker

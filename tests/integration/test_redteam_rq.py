@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.app import Jobyard
+from dashboard.rq_guest.views import shown_instance
 from jobs.enqueue import enqueue
 from tests.webclient import login
 
@@ -74,7 +75,9 @@ def test_every_real_jobs_page_still_answers(app: Jobyard, admin: FlaskClient) ->
                 assert response.status_code == 200, (route, response.status_code)
                 assert response.json is not None and isinstance(response.json["jobs"], list)
         assert admin.get(f"/rq/0/view/jobs/default/{registry}/8/asc/1").status_code == 200
-    assert admin.get("/rq/0/view/jobs").status_code == 200
+    page = admin.get("/rq/0/view/jobs")
+    assert page.status_code == 200
+    assert f"[0] {shown_instance(app.redis_url)}</option>" in page.get_data(as_text=True)
     listed = admin.get("/rq/0/data/jobs/default/queued/8/asc/1.json").json
     assert listed is not None and len(listed["jobs"]) == 1
 
@@ -156,3 +159,22 @@ def test_a_planted_entry_in_rqs_set_of_queues_hides_no_queue(app: Jobyard, admin
     listed = admin.get("/rq/0/data/queues.json")
     assert listed.status_code == 200 and listed.json is not None
     assert [q["name"] for q in listed.json["queues"]] == ["default"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://user:s3cret@redis.example:6379/0",
+        "redis://:p@ss-s3cret@redis.example:6379/0",  # an '@' in the password
+        "rediss://redis.example:6380/0?password=s3cret&ssl_cert_reqs=none",  # a password in the query
+        "unix:///run/redis.sock?db=0&password=s3cret",
+    ],
+)
+def test_the_redis_instance_rq_shows_carries_no_password(web: Flask, url: str) -> None:
+    from rq_dashboard import web as rq_web
+
+    shown = rq_web.escape_format_instance_list(url)
+    assert len(shown) == 1
+    assert "s3cret" not in shown[0] and "ss-" not in shown[0], shown
+    assert "redis" in shown[0]
+    assert "s3cret" not in " ".join(rq_web.escape_format_instance_list((url, url)))
