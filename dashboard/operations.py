@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from core import defaults
 from dashboard.auth import audit
 from dashboard.auth.roles import Principal
 from jobs.actions import RunNotFound, RunNotRetryable, retry_run
@@ -215,6 +216,9 @@ def notify(app: Jobyard, actor: Actor, run_id: str, addresses: Iterable[str]) ->
 
 
 BULK_ACTIONS = ("retry", "cancel", "run_again")
+# A bulk action takes at most the runs one page of runs can show (and the API's body as many ids): each costs a
+# query or more, and the page's form would otherwise take as many as the request size allows.
+MAX_BULK_RUNS = defaults.RUNS_PAGE_SIZE_MAX
 # Why a bulk action left a run alone, in the plain words of the summary. A run's own status says it best
 # (a cancelled run is not retried, a completed one not cancelled); the rest are what the run's state or
 # the principal's role does not allow.
@@ -304,7 +308,10 @@ def bulk(app: Jobyard, actor: Actor, action: str, run_ids: Iterable[str]) -> Bul
     cancelled or dependency-waiting run for Retry, an ended one for Cancel) is left alone with its reason."""
     if action not in BULK_ACTIONS:
         raise Conflict(f"unknown action {action!r}; one of {', '.join(BULK_ACTIONS)}")
-    return BulkOutcome(action, tuple(_act(app, actor, action, run_id) for run_id in dict.fromkeys(run_ids)))
+    distinct = list(dict.fromkeys(run_ids))
+    if len(distinct) > MAX_BULK_RUNS:
+        raise Conflict(f"select at most {MAX_BULK_RUNS} runs at once ({len(distinct)} were selected); nothing was done")
+    return BulkOutcome(action, tuple(_act(app, actor, action, run_id) for run_id in distinct))
 
 
 # Schedules

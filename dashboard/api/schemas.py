@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dashboard.operations import SKIP_REASONS
+from dashboard.operations import MAX_BULK_RUNS, SKIP_REASONS
 from jobs.status import RunStatus
 from scheduler.triggers import KINDS
 
 RUN_ID_PATTERN = "[0-9a-f]{32}"
 MAX_KEY_LENGTH = 200  # runs.idempotency_key is a String(200)
 MAX_ADDRESSES = 50
-MAX_BULK_IDS = 500
+MAX_BULK_IDS = MAX_BULK_RUNS
 BULK_ACTIONS = ("retry", "cancel", "run_again")
 SCHEDULE_MODES = ("automatic", "scheduled", "disabled")
 ITEM_STATUSES = ("ok", "failed", "skipped")
