@@ -155,8 +155,8 @@ class Dispatcher:
         with self.connection.pipeline() as pipe:
             entries = cast(list[bytes], self.connection.zrange(registry.key, 0, -1))
             for entry in entries:
-                # Entries are "<job id>:<execution id>".
-                if entry.decode().split(":", 1)[0] == run_id:
+                # Entries are "<job id>:<execution id>"; compared as bytes, since one planted there may not be text.
+                if entry.split(b":", 1)[0] == run_id.encode():
                     pipe.zrem(registry.key, entry)
             pipe.execute()
 

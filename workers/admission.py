@@ -13,11 +13,12 @@ only cleared from the intermediate queue.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from redis import Redis
 from rq import Queue
 from rq.job import Job
+from rq.registry import ReadyJobRegistry
 from rq.serializers import JSONSerializer
 from rq.timeouts import BaseDeathPenalty
 from rq.utils import as_text
@@ -81,3 +82,41 @@ class JobyardQueue(Queue):
         # refuse, only RQ's leftover to clear. RQ then pops the next entry.
         connection.lrem(queue.intermediate_queue_key, 1, job_id)
         return None
+
+
+def _names_a_job(member: bytes, *, execution: bool) -> bool:
+    """Whether a registry member is one RQ could have written: a job id, or (`execution`, the started registry)
+    "<job id>:<execution id>"."""
+    if not execution:
+        return job_id_of(member) is not None
+    job_id, colon, execution_id = member.partition(b":")
+    return bool(colon) and job_id_of(job_id) is not None and job_id_of(execution_id) is not None
+
+
+def drop_foreign_entries(connection: Redis, queue: Queue) -> list[tuple[str, bytes]]:
+    """Removes, from the registries RQ's maintenance cleans and from the queue's intermediate list, every member
+    that names no job RQ could have written; returns (key, member) of each one removed.
+
+    RQ decodes every member it cleans as UTF-8 and takes each for a job id: one planted member that is not text
+    made RQ's maintenance raise, and RQ's worker quits on that, at every start, so nothing of the queue ran."""
+    registries = [
+        (queue.started_job_registry.key, True),
+        (queue.finished_job_registry.key, False),
+        (queue.failed_job_registry.key, False),
+        (queue.deferred_job_registry.key, False),
+        (queue.canceled_job_registry.key, False),
+        (ReadyJobRegistry(queue.name, connection=connection).key, False),
+    ]
+    dropped: list[tuple[str, bytes]] = []
+    for key, execution in registries:
+        members = [cast(bytes, m) for m, _score in connection.zscan_iter(key)]
+        foreign = [m for m in members if not _names_a_job(m, execution=execution)]
+        if foreign:
+            connection.zrem(key, *foreign)
+            dropped.extend((key, m) for m in foreign)
+    intermediate = queue.intermediate_queue_key
+    for entry in cast(list[bytes], connection.lrange(intermediate, 0, -1)):
+        if job_id_of(entry) is None:
+            connection.lrem(intermediate, 0, entry)  # type: ignore[arg-type]
+            dropped.append((intermediate, entry))
+    return dropped

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from redis import RedisError
 from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
+from rq.utils import now as rq_now
 from rq.worker import SimpleWorker
 from sqlalchemy import insert, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,7 +35,7 @@ from jobs.models import runs_table
 from jobs.retry import RetryPolicy
 from jobs.status import RunStatus
 from workers import liveness
-from workers.admission import JobyardQueue, Unreadable
+from workers.admission import JobyardQueue, Unreadable, drop_foreign_entries
 from workers.entrypoint import ActiveAttempt, current_attempt
 from workers.hooks import DEFAULT_HOOKS, Hook, run_hooks_after
 from workers.models import refused_jobs_table
@@ -102,6 +104,21 @@ class JobyardWorker(SimpleWorker):
         if self.pubsub_thread is not None:
             self.pubsub_thread.stop(timeout=0)
         super().unsubscribe()  # type: ignore[no-untyped-call]
+
+    def clean_registries(self) -> None:
+        """RQ's maintenance, less what would stop the worker: members planted in the registries that name no job
+        are dropped first (RQ's decoding of them raised), and any other failure of it on data it cannot read is
+        logged and left for the next maintenance, where RQ's worker quit (and quit again at every restart)."""
+        for queue in self.queues:
+            for key, member in drop_foreign_entries(self.connection, queue):
+                log.warning("dropped %r from %s: it names no job", member[:200], key)
+        try:
+            super().clean_registries()  # type: ignore[no-untyped-call]
+        except RedisError:
+            raise
+        except Exception:
+            log.exception("cleaning RQ's registries failed; the next maintenance tries again")
+            self.last_cleaned_at = rq_now()  # type: ignore[assignment]
 
     # -- admission: only Jobyard runs, only JSON --------------------------------------------------
 
