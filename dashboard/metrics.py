@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis import RedisError
+from redis.exceptions import ResponseError
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 from sqlalchemy import (
@@ -242,21 +243,32 @@ class FiguresCache:
 def _queue_names(jobyard: Jobyard) -> list[str]:
     names = {job_type.queue for job_type in jobyard.registry}
     for key in jobyard.redis.smembers(Queue.redis_queues_keys):
-        text = key.decode() if isinstance(key, bytes) else str(key)
+        try:
+            text = key.decode() if isinstance(key, bytes) else str(key)
+        except UnicodeDecodeError:
+            continue  # planted: no queue of RQ's is named so
         if text.startswith(_QUEUE_PREFIX):
             names.add(text[len(_QUEUE_PREFIX) :])
     return sorted(names)
 
 
 def read_queues(jobyard: Jobyard) -> dict[str, tuple[int, int]]:
-    """queue → (jobs waiting in its list, jobs in its scheduled registry)."""
+    """queue → (jobs waiting in its list, jobs in its scheduled registry). A queue whose keys Redis holds in
+    another shape (WRONGTYPE: planted, not RQ's) is left out; Redis answered, and the other queues count."""
     names = _queue_names(jobyard)
     with jobyard.redis.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.llen(_QUEUE_PREFIX + name)
             pipe.zcard(ScheduledJobRegistry.key_template.format(name))
-        replies = pipe.execute()
-    return {name: (int(replies[2 * i]), int(replies[2 * i + 1])) for i, name in enumerate(names)}
+        replies = pipe.execute(raise_on_error=False)
+    for reply in replies:
+        if isinstance(reply, RedisError) and not isinstance(reply, ResponseError):
+            raise reply  # Redis did not answer: reported as down
+    return {
+        name: (int(waiting), int(later))
+        for name, waiting, later in zip(names, replies[::2], replies[1::2], strict=True)
+        if not isinstance(waiting, Exception) and not isinstance(later, Exception)
+    }
 
 
 class JobyardCollector(Collector):

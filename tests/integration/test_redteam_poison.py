@@ -9,6 +9,7 @@ each pass failed after settling one dead attempt, without pushing its retry."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from rq import Queue
@@ -65,3 +66,27 @@ def test_garbage_in_the_started_registry_does_not_stop_the_reconciler(app: Jobya
     assert [run_of(app, run_id).status for run_id in runs] == ["retrying", "retrying"]
     # Both retries were pushed in the same pass.
     assert promote_due(app.dispatcher, ["default"], now=time.time() + 10) == 2
+
+
+def test_metrics_scrape_past_planted_queues(app: Jobyard, web: Any, users: Any) -> None:
+    """/metrics answered 500 for a member of RQ's set of queues that was not text, and reported Redis down (and
+    no queue at all) for one queue key of the wrong type: one planted key blinded the monitoring."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    users.add("root", "admin")
+    token = users.token("scraper", "admin", user="root")
+    enqueue("demo.noop", app=app)
+    assert app.flush()
+    app.redis.sadd("rq:queues", b"rq:queue:\xff\xfe", "rq:queue:wrong", 'rq:queue:a"b\nc')
+    app.redis.set("rq:queue:wrong", "not a list")
+    response = web.test_client().get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.status_code
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.get_data(as_text=True))
+        for s in family.samples
+    }
+    assert samples[("jobyard_redis_up", ())] == 1
+    assert samples[("jobyard_queue_length", (("queue", "default"),))] == 1
+    assert samples[("jobyard_queue_length", (("queue", 'a"b\nc'),))] == 0
+    assert not [labels for name, labels in samples if name == "jobyard_queue_length" and ("queue", "wrong") in labels]
