@@ -178,7 +178,8 @@ class Dispatcher:
         held = set()
         for index, (run_id, queue) in enumerate(runs):
             raw_status, score = replies[2 * index], replies[2 * index + 1]
-            status = raw_status.decode() if raw_status is not None else None
+            # Not text: no status RQ wrote, so RQ does not hold the run (a planted hash must not stop the caller).
+            status = raw_status.decode(errors="replace") if raw_status is not None else None
             if status not in HELD_STATUSES:
                 continue
             # "scheduled" in the hash is true only while the registry has it (a promoter may have died

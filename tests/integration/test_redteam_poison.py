@@ -90,3 +90,15 @@ def test_metrics_scrape_past_planted_queues(app: Jobyard, web: Any, users: Any) 
     assert samples[("jobyard_queue_length", (("queue", "default"),))] == 1
     assert samples[("jobyard_queue_length", (("queue", 'a"b\nc'),))] == 0
     assert not [labels for name, labels in samples if name == "jobyard_queue_length" and ("queue", "wrong") in labels]
+
+
+def test_a_job_hash_whose_status_is_not_text_does_not_stop_the_reconciler(app: Jobyard) -> None:
+    """The reconciler asks RQ's hash of each waiting run whether RQ still holds it: a status that was not text
+    failed every pass there, so no lost run was ever pushed again."""
+    lost, planted = enqueue("demo.noop", app=app), enqueue("demo.noop", app=app)
+    assert app.flush()
+    app.redis.delete("rq:queue:default", f"rq:job:{lost}")  # lost with Redis's queue and hash
+    app.redis.hset(f"rq:job:{planted}", "status", b"\xff\xfe")
+    assert sorted(reconcile(app, grace_s=0).repushed) == sorted([lost, planted])
+    assert sorted(app.redis.lrange("rq:queue:default", 0, -1)) == sorted([lost.encode(), planted.encode()])
+    assert app.redis.hget(f"rq:job:{planted}", "status") == b"queued"
