@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+from jobs.catalog.demo import DemoFailure
 from jobs.context import JobContext, PermanentFailure
 from jobs.registry import Param, job_type
 from scheduler import triggers
@@ -15,6 +16,18 @@ from scheduler import triggers
 def secretive(ctx: JobContext, token: str) -> dict[str, int]:
     # Proves the worker sees the clear value while SQL and Redis only hold the sealed one.
     return {"token_length": len(token)}
+
+
+@job_type(
+    "test.quick_to_fail",
+    title="Fail, then succeed, with short gaps",
+    params=[Param("times", int)],
+    backoff_base_s=0.1,  # the default five attempts, with gaps of 0.1-0.8 s instead of demo.fail's 1-8 s
+)
+def quick_to_fail(ctx: JobContext, times: int) -> dict[str, int]:
+    if ctx.attempt <= times:
+        raise DemoFailure(f"planned failure {ctx.attempt} of {times}")
+    return {"succeeded_on_attempt": ctx.attempt}
 
 
 @job_type("test.slow", title="Slow", params=[Param("seconds", float)], timeout_s=1, max_attempts=2, backoff_base_s=0.0)

@@ -56,9 +56,9 @@ def test_fail_twice_then_complete_with_growing_gaps(
 def test_exhausted_retries_fail_after_exactly_five_attempts(
     app: Jobyard, start_workers: Callable[..., WorkerProcesses]
 ) -> None:
-    run_id = enqueue("demo.fail", {"times": 9}, app=app)
+    run_id = enqueue("test.quick_to_fail", {"times": 9}, app=app)
     start_workers(1)
-    wait_for(status_is(app, run_id, "failed"), timeout=90, what="demo.fail times=9 to fail")
+    wait_for(status_is(app, run_id, "failed"), timeout=90, what="test.quick_to_fail times=9 to fail")
     attempts = attempts_of(app, run_id)
     assert [a.number for a in attempts] == [1, 2, 3, 4, 5]
     assert [a.error_message for a in attempts] == [f"planned failure {n} of 9" for n in range(1, 6)]
