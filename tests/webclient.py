@@ -48,6 +48,15 @@ def login(web: Flask, username: str, password: str = PASSWORD) -> FlaskClient:
     return client
 
 
+def browser_login(tab: Any, username: str, password: str = PASSWORD) -> None:
+    """Logs a Playwright page in through the login form, as a person would."""
+    tab.goto("/login")
+    tab.fill("input[name=username]", username)
+    tab.fill("input[name=password]", password)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(lambda url: "/login" not in url)
+
+
 def post(client: FlaskClient, path: str, data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """A form POST carrying the session's CSRF token, as the pages send it."""
     return client.post(path, data={**(data or {}), "csrf_token": csrf_of(client)}, **kwargs)

@@ -25,7 +25,7 @@ from jobs.run_search import RunFilter
 from jobs.status import RunStatus
 from scheduler import schedules
 from tests.conftest import WebProcess, wait_for
-from tests.webclient import PASSWORD
+from tests.webclient import browser_login
 
 ADMIN = ops.Actor(Principal("root", Role.ADMIN))
 # Status changes reach the page through its live polling; allow for retries with backoff.
@@ -55,11 +55,7 @@ def page(chromium: Any, site: str) -> Iterator[Any]:
     context = chromium.new_context(base_url=site, viewport={"width": 1440, "height": 900})
     tab = context.new_page()
     tab.on("dialog", lambda dialog: dialog.accept())  # the pages' confirm() questions: answer yes
-    tab.goto("/login")
-    tab.fill("input[name=username]", "root")
-    tab.fill("input[name=password]", PASSWORD)
-    tab.click("button[type=submit]")
-    tab.wait_for_url(lambda url: "/login" not in url)
+    browser_login(tab, "root")
     yield tab
     context.close()
 

@@ -24,7 +24,7 @@ from jobs.enqueue import enqueue
 from jobs.queries import run_detail
 from jobs.status import RunStatus
 from tests.conftest import WebProcess, wait_for
-from tests.webclient import PASSWORD
+from tests.webclient import browser_login
 
 pytestmark = pytest.mark.slow
 
@@ -48,11 +48,7 @@ def admin_page(app: Jobyard, users: Any, chromium: Any, start_web: Callable[[], 
     site = start_web().url
     context = chromium.new_context(base_url=site)
     tab = context.new_page()
-    tab.goto("/login")
-    tab.fill("input[name=username]", "root")
-    tab.fill("input[name=password]", PASSWORD)
-    tab.click("button[type=submit]")
-    tab.wait_for_url(lambda url: "/login" not in url)
+    browser_login(tab, "root")
     yield tab
     context.close()
 
