@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 from collections.abc import Callable
 
 import pytest
+from rq.worker import Worker, WorkerStatus
+from sqlalchemy import select
 
 from core.app import Jobyard
 from jobs.enqueue import enqueue
 from jobs.queries import run_detail
 from tests.conftest import JobyardProcess, WorkerProcesses, _running, wait_for
+from workers.models import workers_table
 
 pytestmark = pytest.mark.both_databases
 
@@ -53,6 +57,29 @@ def test_sigterm_lets_the_current_job_finish_and_loses_nothing(
     assert (run_detail(app.engine, queued) or {}).get("status") == "pending"
     start_workers(1)
     wait_for(lambda: (run_detail(app.engine, queued) or {}).get("status") == "completed", what="the queued run")
+
+
+def test_an_idle_worker_given_sigterm_exits_cleanly_at_once(
+    app: Jobyard, start_workers: Callable[..., WorkerProcesses]
+) -> None:
+    workers = start_workers(1)
+
+    def listening() -> bool:
+        with app.engine.connect() as conn:
+            names = conn.execute(select(workers_table.c.name).where(workers_table.c.stopped_at.is_(None))).scalars()
+            keys = [Worker.redis_worker_namespace_prefix + name for name in names]
+        return any(app.redis.hget(key, "state") == WorkerStatus.IDLE.encode() for key in keys)
+
+    # Idle: blocked in RQ's dequeue, where the stop has to break a blocking Redis read and end the pubsub thread.
+    wait_for(listening, what="the worker to wait for jobs")
+    workers.process.send_signal(signal.SIGTERM)
+    try:
+        # Far below the supervisor's 30 s grace, so a worker that only the grace's kill ends fails here.
+        code = workers.process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pytest.fail("an idle worker was still running 5 s after SIGTERM", pytrace=False)
+    workers.stopped = True
+    assert code == 0
 
 
 def test_a_run_for_a_named_instance_waits_for_it_and_survives_its_restart(
