@@ -120,6 +120,11 @@ def _guarded(endpoint: str, view: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         if not _names_a_page(kwargs):
             raise NotFound("no such list of RQ's jobs")
+        if name == "empty_queue" and kwargs.get("registry_name") == "started":
+            # RQ 3's started registry records executions in progress and cannot drop one entry: rq-dashboard
+            # would delete the jobs' hashes one by one and fail at the first it could not remove, half done.
+            # Stopping a running run is Jobyard's Cancel.
+            return jsonify(status="ERROR", error="runs in progress are stopped with Cancel on Jobyard's runs"), 409
         try:
             return view(*args, **kwargs)
         except NoSuchJobError:
@@ -128,8 +133,7 @@ def _guarded(endpoint: str, view: Callable[..., Any]) -> Callable[..., Any]:
             # RQ requeues a job from its failed registry only; one queued, running or finished is left as it is.
             return jsonify(status="ERROR", error="RQ does not allow that action on the job in its state"), 409
         except NotImplementedError:
-            # rq-dashboard asks RQ for what its newer releases dropped (removing one entry from the started
-            # registry, which now records executions): refused, and nothing was changed.
+            # Another call rq-dashboard makes that RQ 3 dropped: an error answer rather than a 500.
             return jsonify(status="ERROR", error="this RQ release does not support that action"), 422
         except _UNREADABLE_IN_REDIS:
             if name in _JOB_DESCRIPTIONS:

@@ -187,3 +187,18 @@ def test_rq_pages_carry_a_strict_csp_whose_nonce_only_its_own_script_has(app: Jo
     inline = [s for s in re.findall(r"<script[^>]*>", page.get_data(as_text=True)) if "src=" not in s]
     assert inline and all(f'nonce="{nonce}"' in s for s in inline if "text/template" not in s)
     assert nonce not in client.get("/rq/").headers["Content-Security-Policy"], "a nonce is never reused"
+
+
+def test_emptying_the_started_registry_is_refused_and_deletes_nothing(app: Jobyard, web: Flask, users: Any) -> None:
+    users.add("root", "admin")
+    queue = Queue("default", connection=app.redis, serializer=JSONSerializer)
+    ids = [f"running-{n}" for n in range(3)]
+    for job_id in ids:
+        Job.create("workers.entrypoint.execute_run", args=[job_id], id=job_id, connection=app.redis,
+                   serializer=JSONSerializer, origin="default").save()  # fmt: skip
+        app.redis.zadd(queue.started_job_registry.key, {job_id: 9_999_999_999})
+    client = login(web, "root")
+    client.get("/rq/")
+    response = client.post("/rq/queue/default/started/empty", headers={"X-CSRFToken": _csrf_cookie(client)})
+    assert response.status_code == 409 and "Cancel" in response.json["error"]
+    assert all(app.redis.exists(Job.key_for(job_id)) for job_id in ids)
